@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/embed"
+	"github.com/slurmrun/slurmrun/entrypoint"
+)
+
+// demoStage names the demo's stage: Disagg (the install is a separate step
+// there, so the demo needs no pip), PyTorch (the PyTorch perf baseline).
+const demoStage = "Demo-1_Node-2_GPUs-PyTorch-Disagg-Post-Merge"
+
+// runDemo unpacks the miniature TensorRT-LLM tree and runs the flow for two
+// local ranks at once, then prints each rank's steps from its result file.
+func runDemo(args []string, stdout, stderr *os.File) int {
+	fs := flag.NewFlagSet("slurmrun demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "where to unpack the tree (default: a new temporary directory)")
+	ranks := fs.Int("ranks", 2, "local ranks to run at once")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "slurmrun-demo-")
+		if err != nil {
+			fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+			return 1
+		}
+		*dir = d
+	}
+	python, err := findPytest()
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+		return 1
+	}
+	if err := embed.Unpack(*dir); err != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+		return 1
+	}
+	log := logrus.New()
+	log.SetOutput(stderr)
+	sup := container.NewSupervisor(logrus.NewEntry(log))
+	defer sup.Close()
+	ctx, stop := sup.ForwardSignals(context.Background(), entrypointGrace)
+	defer stop()
+
+	ws := filepath.Join(*dir, "workspace")
+	defs := filepath.Join(*dir, "TensorRT-LLM", "src", "tests", "integration", "defs")
+	command := strings.Join([]string{
+		"LLM_ROOT=" + filepath.Join(*dir, "TensorRT-LLM", "src"), "COLUMNS=120",
+		python, "-m", "pytest", "-v", "--rootdir", defs, "--test-prefix=" + demoStage,
+		"--trtllm-wheel=" + entrypoint.WheelPlaceholder + "/tensorrt_llm/",
+		"--coverage-config=" + filepath.Join(ws, ".coveragerc"), "test_demo.py",
+	}, " ")
+	fmt.Fprintf(stdout, "Demo tree: %s\nInterpreter: %s\nRunning %d ranks of: %s\n\n", *dir, python, *ranks, command)
+
+	type rank struct {
+		proc *container.Process
+		log  string
+	}
+	var started []rank
+	for r := 0; r < *ranks; r++ {
+		logPath := filepath.Join(*dir, fmt.Sprintf("rank%d.log", r))
+		out, err := os.Create(logPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+			return 1
+		}
+		cmd := exec.Command(self, "run")
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.Env = append(os.Environ(),
+			"resourcePathNode="+*dir, "stageName="+demoStage, "perfMode=true", "pytestCommand="+command,
+			"jobWorkspace="+ws, "coverageConfigFile="+filepath.Join(ws, ".coveragerc"),
+			fmt.Sprintf("SLURM_PROCID=%d", r), fmt.Sprintf("SLURM_LOCALID=%d", r), "SLURM_NODEID=0",
+			"SLURM_JOB_NUM_NODES=1", fmt.Sprintf("SLURM_JOB_ID=demo%d", os.Getpid()),
+			"SLURMRUN_PYTHON="+python, "PYTHONPATH="+filepath.Join(*dir, "site"),
+		)
+		p, err := sup.Start(cmd)
+		out.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "slurmrun demo: start rank %d: %v\n", r, err)
+			return 1
+		}
+		started = append(started, rank{p, logPath})
+	}
+	worst := 0
+	codes := make([]int, len(started))
+	for i, r := range started {
+		codes[i] = r.proc.Wait().Code
+		if worst == 0 {
+			worst = codes[i]
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: %v\n", context.Cause(ctx))
+	}
+
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RANK\tSTEP\tDURATION\tEXIT CODE\tOUTCOME")
+	for i := range started {
+		res, err := readResult(filepath.Join(ws, "slurmrun"), i)
+		if err != nil {
+			fmt.Fprintf(tw, "%d\t-\t-\t%d\tno result file: %v\n", i, codes[i], err)
+			continue
+		}
+		for _, st := range res.Steps {
+			code := "-"
+			switch {
+			case st.ExitCode != nil:
+				code = fmt.Sprint(*st.ExitCode)
+			case st.Outcome == "ok":
+				code = "0"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.1f ms\t%s\t%s\n", res.Rank, st.Name, st.DurationMS, code, st.Outcome)
+		}
+		fmt.Fprintf(tw, "%d\tfinal\t\t%d\t\n", res.Rank, res.Final)
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout)
+	for i, r := range started {
+		fmt.Fprintf(stdout, "rank %d: exit code %d, output in %s\n", i, codes[i], r.log)
+	}
+	return worst
+}
+
+// entrypointGrace bounds how long the demo's ranks get after a ^C.
+const entrypointGrace = 10e9
+
+func readResult(dir string, rank int) (*entrypoint.Result, error) {
+	matches, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("result.job*.rank%d.json", rank)))
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("none in %s", dir)
+	}
+	data, err := os.ReadFile(matches[len(matches)-1])
+	if err != nil {
+		return nil, err
+	}
+	var res entrypoint.Result
+	return &res, json.Unmarshal(data, &res)
+}
+
+// findPytest returns the first python3 that can import pytest.
+func findPytest() (string, error) {
+	var tried []string
+	for _, candidate := range []string{"python3", "/usr/bin/python3"} {
+		path, err := exec.LookPath(candidate)
+		if err != nil {
+			continue
+		}
+		tried = append(tried, path)
+		if exec.Command(path, "-c", "import pytest").Run() == nil {
+			return path, nil
+		}
+	}
+	if len(tried) == 0 {
+		return "", errors.New("python3 is not installed: install it with `apt-get install -y python3 python3-pytest`")
+	}
+	return "", fmt.Errorf("pytest is missing for %s: install it with `apt-get install -y python3-pytest` (or `python3 -m pip install pytest`)", strings.Join(tried, " and "))
+}

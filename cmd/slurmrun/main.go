@@ -1,0 +1,132 @@
+// Command slurmrun is the TensorRT-LLM container's entrypoint: it runs the
+// per-rank slurm_run flow under a real init.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/entrypoint"
+)
+
+// version and commit are set with -ldflags -X at build time.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const usage = `usage: slurmrun <command> [flags]
+
+commands:
+  run       run the per-rank slurm_run flow (the default)
+  install   run only the install step (disaggregated stages' install srun)
+  plan      print what run would do, and run nothing
+  demo      run the flow for two local ranks on a miniature TensorRT-LLM tree
+  version   print the version and commit
+
+Configuration comes from the environment: slurmrun run --help lists it.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr *os.File) int {
+	sub := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "run", "install", "plan":
+		return runFlow(sub, args, stdout, stderr)
+	case "demo":
+		return runDemo(args, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "slurmrun %s (commit %s)\n", version, commit)
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "slurmrun: unknown command %q\n\n%s", sub, usage)
+	return 2
+}
+
+func runFlow(sub string, args []string, stdout, stderr *os.File) int {
+	fs := flag.NewFlagSet("slurmrun "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "usage: slurmrun %s\n\nEnvironment:\n", sub)
+		entrypoint.WriteUsage(stdout)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "slurmrun %s: unexpected arguments %q\n", sub, fs.Args())
+		return 2
+	}
+	need := entrypoint.NeedRun
+	if sub == "install" {
+		need = entrypoint.NeedInstall
+	}
+	environ := os.Environ()
+	cfg, err := entrypoint.LoadConfig(environ, need)
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun %s: %v\n", sub, err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	sup := container.NewSupervisor(log)
+	defer sup.Close()
+	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
+	defer stop()
+
+	flow := entrypoint.NewFlow(cfg, environ, log, sup, stdout, stderr)
+	switch sub {
+	case "install":
+		return flow.RunInstall(ctx)
+	case "plan":
+		if err := flow.Plan(ctx, stdout); err != nil {
+			fmt.Fprintf(stderr, "slurmrun plan: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if err := flow.Prepare(); err != nil {
+		fmt.Fprintf(stderr, "slurmrun run: %v\n", err)
+		return exitCode(err)
+	}
+	return flow.Run(ctx)
+}
+
+func exitCode(err error) int {
+	var se *entrypoint.StepError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 1
+}
+
+func newLogger(cfg *entrypoint.Config, out io.Writer) *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(out)
+	l.SetLevel(logrus.Level(cfg.LogLevel))
+	if cfg.LogFormat == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000"})
+	}
+	return l.WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
+}

@@ -1,0 +1,82 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TerminatedError is the cause of a context cancelled by a terminating signal.
+type TerminatedError struct{ Signal syscall.Signal }
+
+func (e *TerminatedError) Error() string { return "terminated by " + unix.SignalName(e.Signal) }
+
+// TerminatingSignal returns the signal that cancelled ctx, or 0.
+func TerminatingSignal(ctx context.Context) syscall.Signal {
+	if t, ok := errors.AsType[*TerminatedError](context.Cause(ctx)); ok {
+		return t.Signal
+	}
+	return 0
+}
+
+// ForwardSignals forwards every signal slurmrun receives to the running
+// process groups, except SIGCHLD (reaping) and SIGURG (the Go runtime's
+// preemption signal). SIGTERM, SIGINT and SIGHUP also cancel the returned
+// context and start the grace period, after which the groups are killed; a
+// second SIGTERM or SIGINT kills them at once. stop undoes it.
+func (s *Supervisor) ForwardSignals(parent context.Context, grace time.Duration) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var kill <-chan time.Time
+		terminating := false
+		for {
+			select {
+			case <-quit:
+				return
+			case <-kill:
+				s.log.WithField("grace", grace).Warn("grace period over: killing the remaining processes")
+				s.Signal(unix.SIGKILL)
+				kill = nil
+			case v := <-sigs:
+				sig := v.(syscall.Signal)
+				switch sig {
+				case unix.SIGCHLD:
+					// The reaper has its own subscription.
+					continue
+				case unix.SIGURG:
+					continue
+				}
+				s.log.WithField("signal", unix.SignalName(sig)).Info("forwarding signal")
+				s.Signal(sig)
+				if sig != unix.SIGTERM && sig != unix.SIGINT && sig != unix.SIGHUP {
+					continue
+				}
+				if !terminating {
+					terminating = true
+					cancel(&TerminatedError{Signal: sig})
+					kill = time.After(grace)
+				} else if sig != unix.SIGHUP {
+					s.log.Warn("second termination signal: killing the remaining processes now")
+					s.Signal(unix.SIGKILL)
+					kill = nil
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(quit)
+		<-finished
+		cancel(nil)
+	}
+}

@@ -1,0 +1,128 @@
+package entrypoint
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func baseEnv(extra ...string) []string {
+	return append([]string{
+		"resourcePathNode=/tmp", "stageName=A100-PyTorch-Disagg-1", "pytestCommand=pytest x",
+	}, extra...)
+}
+
+func TestLoadConfigReadsCamelCaseNames(t *testing.T) {
+	cfg, err := LoadConfig(baseEnv("perfMode=true", "coverageConfigFile=/ws/.coveragerc", "jobWorkspace=/ws",
+		"SLURM_PROCID=010", "SLURM_JOB_NUM_NODES=2", "DISAGG_SERVING_TYPE=GEN_3", "SLURMRUN_KEEP_ENV=SLURM_LOCALID,PMI_FD",
+		"SLURMRUN_COVERAGE_TIMEOUT=90s"), NeedRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ResourcePathNode != "/tmp" || cfg.StageName != "A100-PyTorch-Disagg-1" || cfg.PytestCommand != "pytest x" {
+		t.Errorf("camelCase strings not read: %+v", cfg)
+	}
+	if !cfg.PerfMode || cfg.CoverageConfigFile != "/ws/.coveragerc" || cfg.JobWorkspace != "/ws" {
+		t.Errorf("optional camelCase values not read: %+v", cfg)
+	}
+	if cfg.Rank != 10 {
+		t.Errorf("SLURM_PROCID=010 read as %d, want decimal 10", cfg.Rank)
+	}
+	if cfg.NumNodes != 2 || cfg.Role != "GEN_3" || !cfg.Role.Worker() {
+		t.Errorf("numbers or role wrong: %+v", cfg)
+	}
+	if strings.Join(cfg.KeepEnv, " ") != "SLURM_LOCALID PMI_FD" || cfg.CoverageTimeout != 90*time.Second {
+		t.Errorf("slurmrun knobs wrong: %+v", cfg)
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := LoadConfig(baseEnv(), NeedRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Rank != 0 || cfg.NumNodes != 1 || cfg.JobID != "local" || cfg.PerfMode || cfg.Python != "python3" ||
+		cfg.Role != "" || strings.Join(cfg.AptPackages, ",") != "libffi-dev" || cfg.NvidiaSMI != "auto" {
+		t.Errorf("defaults wrong: %+v", cfg)
+	}
+}
+
+func TestLoadConfigIgnoresUpperCaseLookalikes(t *testing.T) {
+	// envconfig upper-cases keys; STAGENAME must not stand in for stageName.
+	_, err := LoadConfig([]string{"RESOURCEPATHNODE=/tmp", "STAGENAME=x", "PYTESTCOMMAND=pytest"}, NeedRun)
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a ConfigError, got %v", err)
+	}
+	for _, name := range []string{"resourcePathNode", "stageName", "pytestCommand"} {
+		if !strings.Contains(err.Error(), name+": must be set") {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   []string
+		want  []string
+	}{
+		{"missing required", []string{"pytestCommand="}, []string{"resourcePathNode: must be set", "stageName: must be set", "pytestCommand: must be set", "llmTarfile: must be set", "tarName: must be set"}},
+		{"bad values", baseEnv("SLURM_PROCID=-1", "SLURM_JOB_NUM_NODES=0", "perfMode=yes", "DISAGG_SERVING_TYPE=GENERATOR",
+			"SLURMRUN_GRACE=soon", "SLURMRUN_NVIDIA_SMI=maybe"),
+			[]string{`SLURM_PROCID="-1"`, `SLURM_JOB_NUM_NODES="0"`, `perfMode="yes"`, `DISAGG_SERVING_TYPE="GENERATOR"`, `SLURMRUN_GRACE="soon"`, `SLURMRUN_NVIDIA_SMI="maybe"`}},
+		{"aggregated needs the tarball", []string{"resourcePathNode=/tmp", "stageName=A100-PyTorch-1", "pytestCommand=pytest"},
+			[]string{"llmTarfile: must be set", "tarName: must be set"}},
+		{"tarName is a file name", baseEnv("tarName=../x.tgz"), []string{`tarName="../x.tgz": want a plain file name`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(tt.env, NeedRun)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+			if got := strings.Count(err.Error(), "\n"); got != len(tt.want) {
+				t.Errorf("want %d problems, got %d:\n%v", len(tt.want), got, err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigLeavesProcessEnvironmentAlone(t *testing.T) {
+	t.Setenv("SLURMRUN_TEST_MARKER", "kept")
+	before := os.Environ()
+	if _, err := LoadConfig(baseEnv(), NeedRun); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(os.Environ(), "\n") != strings.Join(before, "\n") {
+		t.Error("LoadConfig changed the process environment")
+	}
+}
+
+func TestInstallNeedsTarballEvenOnDisaggStages(t *testing.T) {
+	_, err := LoadConfig(baseEnv(), NeedInstall)
+	if err == nil || !strings.Contains(err.Error(), "llmTarfile") {
+		t.Fatalf("want llmTarfile named, got %v", err)
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	var b strings.Builder
+	if err := WriteUsage(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"resourcePathNode", "stageName", "perfMode", "coverageConfigFile", "pytestCommand",
+		"jobWorkspace", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_JOB_NUM_NODES", "LD_LIBRARY_PATH", "DISAGG_SERVING_TYPE",
+		"llmTarfile", "tarName", "SLURMRUN_KEEP_ENV"} {
+		if !strings.Contains(b.String(), "\n"+name+" ") {
+			t.Errorf("usage does not list %s", name)
+		}
+	}
+}

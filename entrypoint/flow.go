@@ -1,0 +1,178 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/slurmrun/slurmrun/container"
+)
+
+// Flow is one rank's run of slurm_run.sh.
+type Flow struct {
+	cfg     *Config
+	initial []string // the environment slurmrun started with
+	env     *Env     // the flow's environment; pytest's is derived from it
+	log     *logrus.Entry
+	sup     *container.Supervisor
+	stdout  io.Writer
+	stderr  io.Writer
+
+	srcDir   string // <resourcePathNode>/TensorRT-LLM/src
+	defsDir  string // <srcDir>/tests/integration/defs
+	wheelDir string // where pip installed tensorrt_llm
+	command  *Command
+	childEnv *Env
+
+	codes  ExitCodes
+	result *Result
+}
+
+// Step is one named piece of the flow.
+type Step struct {
+	Name string
+	// Tail steps run after pytest; they run whatever came before (the seed's
+	// intended `set +e` semantics, F1).
+	Tail bool
+	Run  func(ctx context.Context, f *Flow) error
+	// Skip says why the step does not apply to this rank, or "".
+	Skip func(f *Flow) string
+}
+
+// Steps is the flow in the order slurm_run.sh runs it.
+var Steps = []Step{
+	{Name: "workdir", Run: enterResourcePath},
+	{Name: "git-safe-directory", Run: allowAnyGitDirectory},
+	{Name: "install", Run: installInline, Skip: skipInstall},
+	{Name: "gb200-coherent", Run: checkCoherentMapping, Skip: skipUnlessGB200},
+	{Name: "llmapi-launch", Run: prepareLauncher},
+	{Name: "wheel-path", Run: resolveWheelPath},
+	{Name: "coverage-config", Run: shareCoverageConfig, Skip: skipCoverage},
+	{Name: "library-path", Run: prependLibraryPath},
+	{Name: "full-command", Run: printFullCommand},
+	{Name: "single-node-scrub", Run: scrubSingleNode, Skip: skipScrub},
+	{Name: "pytest", Tail: true, Run: runPytest},
+	{Name: "usage-error-diagnostics", Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError},
+	{Name: "perf", Tail: true, Run: checkPerf, Skip: skipPerf},
+}
+
+// StepError is a step's failure with the exit code it gives the rank.
+type StepError struct {
+	Code int
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("%v (exit code %d)", e.Err, e.Code) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+func stepFailed(code int, format string, args ...any) error {
+	return &StepError{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+// NewFlow prepares a flow; environ is the process environment.
+func NewFlow(cfg *Config, environ []string, log *logrus.Entry, sup *container.Supervisor, stdout, stderr io.Writer) *Flow {
+	host, _ := os.Hostname()
+	f := &Flow{
+		cfg: cfg, initial: environ, env: NewEnv(environ), log: log, sup: sup, stdout: stdout, stderr: stderr,
+		srcDir: filepath.Join(cfg.ResourcePathNode, "TensorRT-LLM", "src"),
+	}
+	f.defsDir = filepath.Join(f.srcDir, "tests", "integration", "defs")
+	f.result = newResult(cfg, host)
+	return f
+}
+
+// Run runs every step and returns the rank's final exit code. It always
+// prints the final Rank line and writes the result file.
+func (f *Flow) Run(ctx context.Context) int {
+	failed := false
+	for _, st := range Steps {
+		rec := f.result.begin(st.Name)
+		switch {
+		case failed && !st.Tail, failed && st.Name == "pytest":
+			rec.skip("an earlier step failed")
+			continue
+		case ctx.Err() != nil:
+			rec.skip(fmt.Sprintf("cancelled: %v", context.Cause(ctx)))
+			continue
+		}
+		if st.Skip != nil {
+			if why := st.Skip(f); why != "" {
+				rec.skip(why)
+				f.log.WithField("step", st.Name).Debug("skipped: " + why)
+				continue
+			}
+		}
+		start := time.Now()
+		err := st.Run(ctx, f)
+		rec.finish(err)
+		fields := logrus.Fields{"step": st.Name, "duration": time.Since(start).Round(time.Millisecond)}
+		if err == nil {
+			f.log.WithFields(fields).Info("step done")
+			continue
+		}
+		var se *StepError
+		if errors.As(err, &se) {
+			fields["exit_code"] = se.Code
+		}
+		f.log.WithFields(fields).WithError(err).Error("step failed")
+		if !st.Tail && !failed {
+			failed = true
+			f.codes.Setup = codeOf(err)
+			f.result.FailedStep = st.Name
+		}
+	}
+	final := f.codes.Final()
+	if sig := container.TerminatingSignal(ctx); sig != 0 {
+		f.result.Signal = sig.String()
+		if final == 0 && f.codes.Pytest == nil {
+			final = 128 + int(sig)
+		}
+	}
+	fmt.Fprintf(f.stdout, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
+	f.result.Codes = f.codes
+	f.result.Final = final
+	if path, err := f.result.write(f.resultDir()); err != nil {
+		f.log.WithError(err).Error("cannot write the result file")
+	} else {
+		f.log.WithField("path", path).Info("result file written")
+	}
+	return final
+}
+
+func codeOf(err error) int {
+	var se *StepError
+	if errors.As(err, &se) && se.Code != 0 {
+		return se.Code
+	}
+	return 1
+}
+
+func (f *Flow) resultDir() string {
+	if f.cfg.JobWorkspace != "" {
+		return filepath.Join(f.cfg.JobWorkspace, "slurmrun")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		wd = "."
+	}
+	return filepath.Join(wd, "slurmrun")
+}
+
+// enterResourcePath checks the seed's `cd $resourcePathNode`. slurmrun never
+// changes its own directory: each command gets its directory explicitly.
+func enterResourcePath(_ context.Context, f *Flow) error {
+	fi, err := os.Stat(f.cfg.ResourcePathNode)
+	if err != nil {
+		return stepFailed(1, "resourcePathNode: %w", err)
+	}
+	if !fi.IsDir() {
+		return stepFailed(1, "resourcePathNode %s is not a directory", f.cfg.ResourcePathNode)
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package entrypoint
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// RunInstall runs the install step alone, as the disaggregated launcher's
+// install srun does, and returns the exit code.
+func (f *Flow) RunInstall(ctx context.Context) int {
+	rec := f.result.begin("install")
+	err := f.Install(ctx)
+	rec.finish(err)
+	if err != nil {
+		f.log.WithError(err).WithField("step", "install").Error("step failed")
+		return codeOf(err)
+	}
+	f.log.WithField("step", "install").Info("step done")
+	return 0
+}
+
+// Plan prints what Run would do: the resolved configuration, each step and
+// whether it runs, the argv of each command in pytestCommand and how
+// pytest's environment differs from slurmrun's. It starts nothing but the
+// read-only wheel lookup.
+func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
+	if err := f.Prepare(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Configuration:")
+	rv := reflect.ValueOf(*f.cfg)
+	for i, fd := range configFields() {
+		v := fmt.Sprint(rv.Field(i).Interface())
+		if secretName.MatchString(fd.name) && v != "" {
+			v = Masked
+		}
+		fmt.Fprintf(w, "  %s=%s\n", fd.name, v)
+	}
+
+	fmt.Fprintln(w, "\nSteps:")
+	for i, st := range Steps {
+		what := "runs"
+		if st.Skip != nil {
+			if why := st.Skip(f); why != "" {
+				what = "skipped: " + why
+			}
+		}
+		if st.Name == "usage-error-diagnostics" {
+			what = "runs only if pytest exits with 4"
+		}
+		fmt.Fprintf(w, "  %2d. %-24s %s\n", i+1, st.Name, what)
+	}
+
+	// Derive pytest's environment the way the steps would, without their output.
+	_ = allowAnyGitDirectory(ctx, f)
+	f.env.Set("PWD", f.defsDir)
+	loc, err := f.WheelLocation(ctx)
+	if err != nil {
+		loc = "<tensorrt_llm location>"
+		fmt.Fprintf(w, "\nWheel lookup failed (%v); using %s below.\n", err, loc)
+	}
+	f.wheelDir = loc
+	filled, _, err := f.command.Fill(WheelPlaceholder, loc)
+	if err != nil {
+		return err
+	}
+	f.command = filled
+	f.env.Set("pytestCommand", filled.Text)
+	cur, _ := f.env.Get("LD_LIBRARY_PATH")
+	f.env.Set("LD_LIBRARY_PATH", WithLibraryPath(cur, filepath.Join(loc, "tensorrt_llm", "libs")))
+	f.childEnv = f.env.Clone()
+	if skipScrub(f) == "" {
+		Scrub(f.childEnv, f.cfg.KeepEnv)
+	}
+
+	fmt.Fprintf(w, "\nCommands (in %s):\n", f.defsDir)
+	for _, line := range planCommands(f.command, f.childEnv.Clone()) {
+		fmt.Fprintln(w, "  "+line)
+	}
+	fmt.Fprintln(w, "\nEnvironment of pytest compared with slurmrun's:")
+	for _, line := range EnvDiff(NewEnv(f.initial), f.childEnv) {
+		fmt.Fprintln(w, "  "+line)
+	}
+	return nil
+}
+
+// planCommands expands each simple command as the interpreter would,
+// applying export and unset as they come.
+func planCommands(c *Command, env *Env) []string {
+	var out []string
+	syntax.Walk(c.file, func(node syntax.Node) bool {
+		cfg := &expand.Config{Env: expand.ListEnviron(env.List()...), NoUnset: true}
+		switch n := node.(type) {
+		case *syntax.DeclClause:
+			for _, a := range n.Args {
+				if a.Naked || a.Name == nil {
+					continue
+				}
+				v, err := expand.Literal(cfg, a.Value)
+				if err != nil {
+					out = append(out, fmt.Sprintf("export %s: %v", a.Name.Value, err))
+					continue
+				}
+				env.Set(a.Name.Value, v)
+			}
+			out = append(out, "export "+strings.Join(declNames(n), " "))
+			return false
+		case *syntax.CallExpr:
+			args, err := expand.Fields(cfg, n.Args...)
+			if err != nil {
+				out = append(out, fmt.Sprintf("error: %v", err))
+				return false
+			}
+			var prefix []string
+			for _, a := range n.Assigns {
+				v, err := expand.Literal(cfg, a.Value)
+				if err != nil {
+					v = fmt.Sprintf("<%v>", err)
+				}
+				prefix = append(prefix, a.Name.Value+"="+v)
+			}
+			if len(args) > 0 && args[0] == "unset" {
+				for _, name := range args[1:] {
+					env.Unset(name)
+				}
+			}
+			out = append(out, fmt.Sprintf("%sargv %q", strings.Join(append(prefix, ""), " "), args))
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+func declNames(d *syntax.DeclClause) []string {
+	var names []string
+	for _, a := range d.Args {
+		if a.Name != nil {
+			names = append(names, a.Name.Value)
+		}
+	}
+	return names
+}
+
+// EnvDiff lists what after adds (+), removes (-) and changes (~) relative to
+// before, masking secret values.
+func EnvDiff(before, after *Env) []string {
+	show := func(name, v string) string {
+		if secretName.MatchString(name) && v != "" {
+			return Masked
+		}
+		return v
+	}
+	var out []string
+	for _, n := range after.Names() {
+		a, _ := after.Get(n)
+		if b, ok := before.Get(n); !ok {
+			out = append(out, "+ "+n+"="+show(n, a))
+		} else if a != b {
+			out = append(out, "~ "+n+"="+show(n, a))
+		}
+	}
+	for _, n := range before.Names() {
+		if _, ok := after.Get(n); !ok {
+			out = append(out, "- "+n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][2:] < out[j][2:] })
+	return out
+}

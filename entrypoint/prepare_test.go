@@ -1,0 +1,195 @@
+package entrypoint
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWithLibraryPath(t *testing.T) {
+	const lib = "/site/tensorrt_llm/libs"
+	tests := []struct{ in, want string }{
+		{"", lib},
+		{"/usr/lib", lib + ":/usr/lib"},
+		{"/usr/lib:", lib + ":/usr/lib"},
+		{lib, lib},
+		{"/usr/lib:" + lib + "/", "/usr/lib:" + lib + "/"},
+		{"/usr/lib:" + lib + ":/x", "/usr/lib:" + lib + ":/x"},
+		// A substring is not an entry (F7).
+		{lib + "64:/usr/lib", lib + ":" + lib + "64:/usr/lib"},
+		{"/prefix" + lib, lib + ":/prefix" + lib},
+	}
+	for _, tt := range tests {
+		if got := WithLibraryPath(tt.in, lib); got != tt.want {
+			t.Errorf("WithLibraryPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestScrub(t *testing.T) {
+	env := NewEnv([]string{"PMI_RANK=1", "PMIX_RANK=1", "MPI_X=1", "OMPI_COMM_WORLD_SIZE=2", "SLURM_PROCID=3",
+		"SLURM_LOCALID=1", "SLURM_JOB_ID=9", "SLURMD_NODENAME=n1", "PATH=/bin", "MY_PMI=1", "UCX_TLS=tcp", "I_MPI_X=1"})
+	removed := Scrub(env, []string{"SLURM_LOCALID"})
+	want := []string{"PMI_RANK", "PMIX_RANK", "MPI_X", "OMPI_COMM_WORLD_SIZE", "SLURM_JOB_ID", "SLURMD_NODENAME"}
+	if !reflect.DeepEqual(removed, want) {
+		t.Errorf("removed %q, want %q", removed, want)
+	}
+	if got := strings.Join(env.List(), " "); got != "SLURM_PROCID=3 SLURM_LOCALID=1 PATH=/bin MY_PMI=1 UCX_TLS=tcp I_MPI_X=1" {
+		t.Errorf("left %s", got)
+	}
+}
+
+func TestDumpMasksSecrets(t *testing.T) {
+	env := NewEnv([]string{"HF_TOKEN=hf_abc", "S3_SECRET_KEY=s3", "OPEN_SEARCH_DB_CREDENTIALS_PSW=pw", "db_password=x",
+		"MY_PASSWD=y", "api_key=z", "GITHUB_CREDENTIAL=c", "PATH=/bin", "EMPTY_TOKEN=", "B=2", "A=1"})
+	got := env.Dump()
+	want := []string{"A=1", "B=2", "EMPTY_TOKEN=", "GITHUB_CREDENTIAL=" + Masked, "HF_TOKEN=" + Masked, "MY_PASSWD=" + Masked,
+		"OPEN_SEARCH_DB_CREDENTIALS_PSW=" + Masked, "PATH=/bin", "S3_SECRET_KEY=" + Masked, "api_key=" + Masked, "db_password=" + Masked}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Dump:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestExitCodePrecedence(t *testing.T) {
+	tests := []struct {
+		name  string
+		codes ExitCodes
+		want  int
+	}{
+		{"all passed", ExitCodes{Pytest: intp(0), PerfCheck: intp(0)}, 0},
+		{"pytest first", ExitCodes{Pytest: intp(1), PerfCheck: intp(2)}, 1},
+		{"perf check when pytest passed", ExitCodes{Pytest: intp(0), PerfCheck: intp(2)}, 2},
+		{"no perf tail", ExitCodes{Pytest: intp(5)}, 5},
+		{"killed by signal", ExitCodes{Pytest: intp(137)}, 137},
+		{"setup failure", ExitCodes{Setup: 3}, 3},
+	}
+	for _, tt := range tests {
+		if got := tt.codes.Final(); got != tt.want {
+			t.Errorf("%s: Final() = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	if foldReport(0, 4) != 4 || foldReport(1, 4) != 1 || foldReport(0, 0) != 0 {
+		t.Error("a failed report must count as a failed check only when the check passed")
+	}
+}
+
+func TestCoverageHandshake(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".coveragerc")
+	os.WriteFile(path, []byte("[paths]\nsource = ---wheel_path---/tensorrt_llm/\n"), 0o640)
+	reader := newTestFlow(t, dir)
+	reader.cfg.Rank, reader.cfg.CoverageConfigFile, reader.cfg.CoverageTimeout = 1, path, 5*time.Second
+	writer := newTestFlow(t, dir)
+	writer.cfg.CoverageConfigFile, writer.wheelDir = path, "/site & |x"
+
+	done := make(chan error, 1)
+	go func() { done <- shareCoverageConfig(context.Background(), reader) }()
+	select {
+	case err := <-done:
+		t.Fatalf("rank 1 went on before rank 0 wrote the file: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := shareCoverageConfig(context.Background(), writer); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if string(data) != "[paths]\nsource = /site & |x/tensorrt_llm/\n" {
+		t.Errorf("rewritten config: %q", data)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v not kept", fi.Mode())
+	}
+	// A second writer (another role's rank 0) finds nothing to do.
+	if err := shareCoverageConfig(context.Background(), writer); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCoverageWaitIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	f := newTestFlow(t, dir)
+	f.cfg.Rank, f.cfg.CoverageConfigFile, f.cfg.CoverageTimeout = 2, filepath.Join(dir, "never"), 200*time.Millisecond
+	err := shareCoverageConfig(context.Background(), f)
+	if err == nil || !strings.Contains(err.Error(), "timed out after 200ms") || !strings.Contains(err.Error(), "never") {
+		t.Fatalf("want a bounded wait naming the file, got %v", err)
+	}
+}
+
+type entry struct {
+	name, link string
+	typ        byte
+	body       string
+}
+
+func tarball(t *testing.T, entries []entry) string {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o755, Size: int64(len(e.body))}
+		if e.typ != tar.TypeReg {
+			hdr.Size = 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	gz.Close()
+	path := filepath.Join(t.TempDir(), "a.tar.gz")
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	return path
+}
+
+func TestExtractTarball(t *testing.T) {
+	dir := t.TempDir()
+	err := ExtractTarball(tarball(t, []entry{
+		{name: "TensorRT-LLM/", typ: tar.TypeDir},
+		{name: "TensorRT-LLM/src/setup.py", typ: tar.TypeReg, body: "x"},
+		{name: "./TensorRT-LLM/link", typ: tar.TypeSymlink, link: "src/setup.py"},
+	}), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "TensorRT-LLM", "link")); err != nil || string(data) != "x" {
+		t.Fatalf("extracted tree wrong: %q %v", data, err)
+	}
+}
+
+func TestExtractTarballRefusesEscapes(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries []entry
+	}{
+		{"dot-dot", []entry{{name: "../evil", typ: tar.TypeReg, body: "x"}}},
+		{"absolute", []entry{{name: "/tmp/evil", typ: tar.TypeReg, body: "x"}}},
+		{"absolute link", []entry{{name: "l", typ: tar.TypeSymlink, link: "/etc"}}},
+		{"escaping link", []entry{{name: "a/l", typ: tar.TypeSymlink, link: "../../.."}}},
+		{"hard link out", []entry{{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "target")
+			os.Mkdir(dir, 0o755)
+			if err := ExtractTarball(tarball(t, tt.entries), dir); err == nil {
+				t.Fatal("want a refusal")
+			}
+			if _, err := os.Stat(filepath.Join(parent, "evil")); err == nil {
+				t.Fatal("a file escaped the target")
+			}
+		})
+	}
+}

@@ -1,0 +1,230 @@
+package entrypoint
+
+import (
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/interp"
+	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/slurmrun/slurmrun/container"
+)
+
+// runPytest runs the filled command with the shell interpreter: no bash, no
+// eval. Every program it starts goes through the Supervisor.
+func runPytest(ctx context.Context, f *Flow) error {
+	code := f.interpret(ctx)
+	f.codes.Pytest = intp(code)
+	fmt.Fprintf(f.stdout, "Rank%d Pytest finished execution with exit code %d\n", f.cfg.Rank, code)
+	if code != 0 {
+		return stepFailed(code, "pytestCommand failed")
+	}
+	return nil
+}
+
+// interpret runs f.command in f.childEnv from the defs directory and returns
+// its exit status.
+func (f *Flow) interpret(ctx context.Context) int {
+	runner, err := interp.New(
+		interp.Env(expand.ListEnviron(f.childEnv.List()...)),
+		interp.Dir(f.defsDir),
+		interp.StdIO(os.Stdin, f.stdout, f.stderr),
+		// nounset, as under the seed's `set -u`.
+		interp.Params("-u"),
+		interp.CallHandler(refuseBuiltins),
+		interp.ExecHandlers(f.supervised),
+	)
+	if err != nil {
+		f.log.WithError(err).Error("cannot start the command interpreter")
+		return 1
+	}
+	// The interpreter resets PWD to its directory without exporting it;
+	// bash's inherited PWD stays exported, so pytest sees it.
+	if err := runner.Run(ctx, exportPWD); err != nil {
+		f.log.WithError(err).Error("cannot export PWD")
+		return 1
+	}
+	err = runner.Run(ctx, f.command.file)
+	if status, ok := errors.AsType[interp.ExitStatus](err); ok {
+		return int(status)
+	}
+	if err != nil {
+		if sig := container.TerminatingSignal(ctx); sig != 0 {
+			return 128 + int(sig)
+		}
+		fmt.Fprintf(f.stderr, "pytestCommand: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+var exportPWD = func() *syntax.Stmt {
+	f, err := syntax.NewParser().Parse(strings.NewReader("export PWD"), "")
+	if err != nil {
+		panic(err)
+	}
+	return f.Stmts[0]
+}()
+
+// refuseBuiltins stops builtins that a variable expanded into a command name,
+// which the parse-time check cannot see.
+func refuseBuiltins(_ context.Context, args []string) ([]string, error) {
+	if isBuiltin(args[0]) && !allowedBuiltins[args[0]] {
+		return nil, fmt.Errorf("pytestCommand: builtin %s is refused", args[0])
+	}
+	return args, nil
+}
+
+// supervised runs each program the interpreter starts in its own process
+// group under the Supervisor, so its status is never lost to the reaper and
+// signals reach its whole group.
+func (f *Flow) supervised(interp.ExecHandlerFunc) interp.ExecHandlerFunc {
+	return func(ctx context.Context, args []string) error {
+		hc := interp.HandlerCtx(ctx)
+		path, err := interp.LookPathDir(hc.Dir, hc.Env, args[0])
+		if err != nil {
+			fmt.Fprintln(hc.Stderr, err)
+			return interp.ExitStatus(127)
+		}
+		cmd := &exec.Cmd{Path: path, Args: args, Env: exportedEnv(hc.Env), Dir: hc.Dir,
+			Stdin: hc.Stdin, Stdout: hc.Stdout, Stderr: hc.Stderr}
+		f.log.WithField("argv", args).Debug("starting")
+		st, err := f.sup.Run(cmd)
+		if err != nil {
+			fmt.Fprintf(hc.Stderr, "%s: %v\n", args[0], err)
+		}
+		if st.Code != 0 {
+			return interp.ExitStatus(st.Code)
+		}
+		return nil
+	}
+}
+
+// exportedEnv is the environment a started program gets from the interpreter.
+func exportedEnv(env expand.Environ) []string {
+	var list []string
+	seen := make(map[string]int)
+	for name, vr := range env.Each {
+		if i, ok := seen[name]; ok {
+			list[i] = ""
+		}
+		if vr.IsSet() && vr.Exported && vr.Kind == expand.String {
+			seen[name] = len(list)
+			list = append(list, name+"="+vr.String())
+		}
+	}
+	out := list[:0]
+	for _, kv := range list {
+		if kv != "" {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func skipUnlessUsageError(f *Flow) string {
+	if f.codes.Pytest == nil || *f.codes.Pytest != 4 {
+		return "pytest did not exit with 4"
+	}
+	return ""
+}
+
+// diagnoseUsageError prints what helps explain pytest's intermittent usage
+// error (exit code 4, "unrecognized arguments").
+func diagnoseUsageError(ctx context.Context, f *Flow) error {
+	out := f.stdout
+	fmt.Fprintln(out, "DEBUG: Pytest failed with usage error (exit code 4)")
+	fmt.Fprintf(out, "DEBUG: Directory state at %s:\n", f.defsDir)
+	f.runQuiet(ctx, f.defsDir, "ls", "-l")
+	fmt.Fprintf(out, "DEBUG: Directory state at %s:\n", f.defsDir)
+	f.runQuiet(ctx, f.defsDir, "ls", "-l", f.defsDir)
+	fmt.Fprintln(out, "DEBUG: conftest.py content:")
+	printMD5(out, f.stderr, filepath.Join(f.defsDir, "conftest.py"))
+	fmt.Fprintln(out, "DEBUG: pytest.ini content:")
+	printMD5(out, f.stderr, filepath.Join(f.defsDir, "pytest.ini"))
+	fmt.Fprintln(out, "DEBUG: Check importability of conftest.py")
+	f.runQuiet(ctx, f.defsDir, f.cfg.Python, "-c",
+		"import sys; sys.path.insert(0, '.'); import conftest; print('DEBUG: conftest imported successfully')")
+	return nil
+}
+
+// runQuiet runs a diagnostic command whose failure changes nothing.
+func (f *Flow) runQuiet(ctx context.Context, dir string, argv ...string) {
+	if _, err := f.run(ctx, dir, argv...); err != nil {
+		f.log.WithError(err).WithField("argv", argv).Warn("diagnostic command failed")
+	}
+}
+
+// run runs argv in dir with pytest's environment and slurmrun's output.
+func (f *Flow) run(ctx context.Context, dir string, argv ...string) (container.ExitStatus, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = f.childEnv.List(), dir, f.stdout, f.stderr
+	if cmd.Err != nil {
+		return container.ExitStatus{Code: container.StartFailureCode(cmd.Err)}, fmt.Errorf("%s: %w", argv[0], cmd.Err)
+	}
+	st, err := f.sup.RunContext(ctx, cmd, f.cfg.Grace)
+	if err == nil && st.Code != 0 {
+		err = fmt.Errorf("%s: %s", argv[0], st)
+	}
+	return st, err
+}
+
+// printMD5 prints a file's digest as md5sum does.
+func printMD5(out, errOut io.Writer, path string) {
+	file, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(errOut, "md5sum: %v\n", err)
+		return
+	}
+	defer file.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, file); err != nil {
+		fmt.Fprintf(errOut, "md5sum: %s: %v\n", path, err)
+		return
+	}
+	fmt.Fprintf(out, "%x  %s\n", h.Sum(nil), path)
+}
+
+func skipPerf(f *Flow) string {
+	switch {
+	case f.cfg.Rank != 0:
+		return "not rank 0"
+	case !f.cfg.PerfMode:
+		return "perfMode is not true"
+	}
+	return ""
+}
+
+// checkPerf compares the perf results with the baseline and builds the
+// report; a failed report counts as a failed check.
+func checkPerf(ctx context.Context, f *Flow) error {
+	base := "base_perf.csv"
+	if strings.Contains(f.cfg.StageName, "PyTorch") {
+		base = "base_perf_pytorch.csv"
+	}
+	perfDir := filepath.Join(f.defsDir, "perf")
+	basePath := filepath.Join(perfDir, base)
+	results := filepath.Join(f.cfg.StageName, "perf_script_test_results.csv")
+
+	fmt.Fprintln(f.stdout, "Check Perf Result")
+	check, _ := f.run(ctx, f.defsDir, f.cfg.Python, filepath.Join(perfDir, "sanity_perf_check.py"), results, basePath)
+	fmt.Fprintln(f.stdout, "Create Perf Report")
+	report, _ := f.run(ctx, f.defsDir, f.cfg.Python, filepath.Join(perfDir, "create_perf_comparison_report.py"),
+		"--output_path", filepath.Join(f.cfg.StageName, "report.pdf"), "--files", results, basePath)
+	fmt.Fprintf(f.stdout, "Rank%d Perf report finished execution with exit code %d\n", f.cfg.Rank, report.Code)
+	code := foldReport(check.Code, report.Code)
+	f.codes.PerfCheck, f.codes.PerfReport = intp(code), intp(report.Code)
+	fmt.Fprintf(f.stdout, "Rank%d Perf check finished execution with exit code %d\n", f.cfg.Rank, code)
+	if code != 0 {
+		return stepFailed(code, "perf check failed")
+	}
+	return nil
+}

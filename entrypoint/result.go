@@ -1,0 +1,116 @@
+package entrypoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Result is what a rank leaves in the job workspace: who it was, each step's
+// timing and outcome, and every exit code.
+type Result struct {
+	Rank       int           `json:"rank"`
+	LocalRank  int           `json:"local_rank"`
+	Node       int           `json:"node_id"`
+	Host       string        `json:"host"`
+	JobID      string        `json:"job_id"`
+	StepID     string        `json:"step_id,omitempty"`
+	Role       string        `json:"role"`
+	Stage      string        `json:"stage"`
+	Started    time.Time     `json:"started"`
+	Steps      []*StepRecord `json:"steps"`
+	FailedStep string        `json:"failed_step,omitempty"`
+	Signal     string        `json:"signal,omitempty"`
+	Codes      ExitCodes     `json:"exit_codes"`
+	Final      int           `json:"final_exit_code"`
+}
+
+// StepRecord is one step's outcome: ok, failed, skipped.
+type StepRecord struct {
+	Name       string    `json:"name"`
+	Start      time.Time `json:"start"`
+	DurationMS float64   `json:"duration_ms"`
+	Outcome    string    `json:"outcome"`
+	Detail     string    `json:"detail,omitempty"`
+	ExitCode   *int      `json:"exit_code,omitempty"`
+}
+
+func newResult(cfg *Config, host string) *Result {
+	return &Result{
+		Rank: int(cfg.Rank), LocalRank: int(cfg.LocalRank), Node: int(cfg.NodeID), Host: host,
+		JobID: cfg.JobID, StepID: cfg.StepID, Role: cfg.Role.Name(), Stage: cfg.StageName,
+		Started: time.Now().UTC(),
+	}
+}
+
+func (r *Result) begin(name string) *StepRecord {
+	rec := &StepRecord{Name: name, Start: time.Now().UTC()}
+	r.Steps = append(r.Steps, rec)
+	return rec
+}
+
+func (s *StepRecord) skip(why string) {
+	s.Outcome, s.Detail = "skipped", why
+}
+
+func (s *StepRecord) finish(err error) {
+	s.DurationMS = float64(time.Since(s.Start).Microseconds()) / 1000
+	if err == nil {
+		s.Outcome = "ok"
+		return
+	}
+	s.Outcome, s.Detail, s.ExitCode = "failed", err.Error(), intp(codeOf(err))
+}
+
+// FileName is unique per job, step, role and rank.
+func (r *Result) FileName() string {
+	step := ""
+	if r.StepID != "" {
+		step = ".step" + r.StepID
+	}
+	return fmt.Sprintf("result.job%s%s.%s.rank%d.json", r.JobID, step, r.Role, r.Rank)
+}
+
+func (r *Result) write(dir string) (string, error) {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode result: %w", err)
+	}
+	path := filepath.Join(dir, r.FileName())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("result directory: %w", err)
+	}
+	return path, writeFileAtomic(path, append(data, '\n'), 0o644)
+}
+
+// writeFileAtomic writes data to a temporary name beside path and renames
+// it, so that no reader, on this node or another, sees a half-written file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), perm)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
