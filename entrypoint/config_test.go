@@ -65,9 +65,9 @@ func TestLoadConfigIgnoresUpperCaseLookalikes(t *testing.T) {
 
 func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 	tests := []struct {
-		name  string
-		env   []string
-		want  []string
+		name string
+		env  []string
+		want []string
 	}{
 		{"missing required", []string{"pytestCommand="}, []string{"resourcePathNode: must be set", "stageName: must be set", "pytestCommand: must be set", "llmTarfile: must be set", "tarName: must be set"}},
 		{"bad values", baseEnv("SLURM_PROCID=-1", "SLURM_JOB_NUM_NODES=0", "perfMode=yes", "DISAGG_SERVING_TYPE=GENERATOR",

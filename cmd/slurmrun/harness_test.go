@@ -171,7 +171,7 @@ type tree struct {
 
 const stage = "A100-PyTorch-Disagg-Post-Merge-1"
 
-func newTree(t *testing.T) *tree {
+func newTree(t testing.TB) *tree {
 	t.Helper()
 	dir := t.TempDir()
 	if err := embed.Unpack(dir); err != nil {
@@ -290,7 +290,6 @@ func mustContainInOrder(t *testing.T, out string, want ...string) {
 		i++
 	}
 }
-
 
 func execOutput(argv ...string) (string, error) {
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()

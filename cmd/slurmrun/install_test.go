@@ -1,0 +1,194 @@
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/slurmrun/slurmrun/embed"
+)
+
+// sourceTarball packs the demo's TensorRT-LLM/src and a wheel of version
+// as TensorRT-LLM/, the layout of upstream's tarball.
+func sourceTarball(t *testing.T, version string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	whl, err := buildWheel(dir, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "llm.tar.gz")
+	out, _ := os.Create(path)
+	gz := gzip.NewWriter(out)
+	tw := tar.NewWriter(gz)
+	tree := embed.DemoTree()
+	add := func(name string, data []byte, mode int64) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	fs.WalkDir(tree, "TensorRT-LLM", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := fs.ReadFile(tree, p)
+		add(p, data, 0o755)
+		return nil
+	})
+	data, _ := os.ReadFile(whl)
+	add("TensorRT-LLM/"+filepath.Base(whl), data, 0o644)
+	add("TensorRT-LLM/src/tests/integration/defs/test_cases.py", []byte(extraTests), 0o644)
+	tw.Close()
+	gz.Close()
+	out.Close()
+	tarball, _ := os.ReadFile(path)
+	return tarball
+}
+
+// installEnv is an aggregated stage in a fresh venv that does not have the
+// wheel yet; the install must download, extract and pip-install it.
+func installEnv(t *testing.T, url string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	venv := filepath.Join(dir, "venv")
+	if out, err := execOutput("/usr/bin/python3", "-m", "venv", "--system-site-packages", venv); err != nil {
+		t.Fatal(err, out)
+	}
+	ws := filepath.Join(dir, "workspace")
+	os.Mkdir(ws, 0o755)
+	os.WriteFile(filepath.Join(ws, ".coveragerc"), []byte("[paths]\nsource = ---wheel_path---/tensorrt_llm/\n"), 0o644)
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o755)
+	const aggStage = "A10-PyTorch-1"
+	defs := filepath.Join(dir, "TensorRT-LLM", "src", "tests", "integration", "defs")
+	return map[string]string{
+		"PATH":                          filepath.Join(venv, "bin") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME":                          home,
+		"resourcePathNode":              dir,
+		"stageName":                     aggStage,
+		"perfMode":                      "false",
+		"jobWorkspace":                  ws,
+		"coverageConfigFile":            filepath.Join(ws, ".coveragerc"),
+		"llmTarfile":                    url,
+		"tarName":                       "llm.tar.gz",
+		"SLURM_PROCID":                  "0",
+		"SLURM_LOCALID":                 "0",
+		"SLURM_JOB_NUM_NODES":           "1",
+		"SLURM_JOB_ID":                  "77",
+		"HOST_NODE_NAME":                "node-a",
+		"SLURMRUN_PIP_ARGS":             "--no-index",
+		"SLURMRUN_APT_PACKAGES":         "-",
+		"SLURMRUN_NVIDIA_SMI":           "off",
+		"SLURMRUN_INSTALL_RETRIES":      "2",
+		"SLURMRUN_INSTALL_RETRY_DELAY":  "0s",
+		"PIP_DISABLE_PIP_VERSION_CHECK": "1",
+		"pytestCommand": "python3 -m pytest -v --rootdir " + defs + " --test-prefix=" + aggStage +
+			" --trtllm-wheel=__PLACEHOLDER_TRTLLM_WHL_PATH__/tensorrt_llm/ --coverage-config=" +
+			filepath.Join(ws, ".coveragerc") + " test_demo.py -k 'wheel or libs'",
+	}
+}
+
+// The aggregated install: local rank 0 downloads over loopback HTTP,
+// extracts and pip-installs while local rank 1 waits on the lock; then both
+// run pytest against the freshly installed wheel.
+func TestAggregatedInstallFromTarball(t *testing.T) {
+	tarball := sourceTarball(t, "0.0.1")
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			// The first attempt fails: the retry must recover.
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(tarball)
+	}))
+	defer srv.Close()
+	env := installEnv(t, srv.URL+"/llm.tar.gz")
+	env1 := map[string]string{}
+	for k, v := range env {
+		env1[k] = v
+	}
+	env1["SLURM_PROCID"], env1["SLURM_LOCALID"] = "1", "1"
+	c1, o1, e1 := start(t, env1, "run")
+	r0 := runBin(t, env, "run")
+	r1 := wait(t, c1, o1, e1)
+	if r0.code != 0 || r1.code != 0 {
+		t.Fatalf("rank 0: %d\n%s\n%s\nrank 1: %d\n%s\n%s", r0.code, r0.stdout, r0.stderr, r1.code, r1.stdout, r1.stderr)
+	}
+	mustContainInOrder(t, r0.stdout,
+		"Command failed with exit code 1. Attempt 1/2.",
+		"Retrying in 0 seconds...",
+		"HOST_NODE_NAME = node-a ; GPU_UUIDS =  ; STAGE_NAME = A10-PyTorch-1",
+		"(Writing install lock) Current directory: "+env["resourcePathNode"],
+		"Rank0 Final Slurm run finished execution with exit code 0")
+	mustContainInOrder(t, r1.stdout,
+		"(Waiting for install lock) Current directory: "+env["resourcePathNode"],
+		"Rank1 Pytest finished execution with exit code 0")
+	if !strings.Contains(r0.stdout, "Successfully installed tensorrt-llm-0.0.1") {
+		t.Errorf("the wheel was not pip-installed:\n%s", r0.stdout)
+	}
+	if strings.Contains(r1.stdout, "Successfully installed") {
+		t.Error("local rank 1 installed too")
+	}
+	if matches, _ := filepath.Glob(filepath.Join(env["resourcePathNode"], ".llm.tar.gz.tmp*")); len(matches) > 0 {
+		t.Errorf("temporary download left behind: %v", matches)
+	}
+}
+
+// A failed install fails every local rank at once (F2, F4): the waiting
+// rank reads the failure from the lock instead of waiting out its bound.
+func TestFailedInstallFailsEveryLocalRank(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	env := installEnv(t, srv.URL+"/missing.tar.gz")
+	env["SLURMRUN_INSTALL_TIMEOUT"] = "60s"
+	env1 := map[string]string{}
+	for k, v := range env {
+		env1[k] = v
+	}
+	env1["SLURM_PROCID"], env1["SLURM_LOCALID"] = "1", "1"
+	c1, o1, e1 := start(t, env1, "run")
+	r0 := runBin(t, env, "run")
+	r1 := wait(t, c1, o1, e1)
+	if r0.code == 0 || r1.code == 0 {
+		t.Fatalf("rank 0: %d, rank 1: %d", r0.code, r1.code)
+	}
+	mustContainInOrder(t, r0.stdout, "Command failed after max attempts.",
+		"Rank0 Final Slurm run finished execution with exit code 1")
+	if !strings.Contains(r0.stderr, "404") || !strings.Contains(r0.stderr, "step=install") {
+		t.Errorf("rank 0 does not say what failed:\n%s", r0.stderr)
+	}
+	if !strings.Contains(r1.stderr, "local rank 0's install failed") {
+		t.Errorf("rank 1 does not say why:\n%s", r1.stderr)
+	}
+	if strings.Contains(r0.stdout+r1.stdout, "Pytest finished") {
+		t.Error("pytest ran after a failed install")
+	}
+	res := resultOf(t, env["jobWorkspace"], 0)
+	if res.FailedStep != "install" || res.Final != 1 {
+		t.Errorf("result: failed step %q final %d", res.FailedStep, res.Final)
+	}
+}
+
+// `slurmrun install` runs the install step alone (the disaggregated
+// launcher's install srun), for a Disagg stage too.
+func TestInstallSubcommand(t *testing.T) {
+	tarball := sourceTarball(t, "0.0.2")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(tarball) }))
+	defer srv.Close()
+	env := installEnv(t, srv.URL+"/llm.tar.gz")
+	env["stageName"] = "GB200-PyTorch-Disagg-PerfSanity-1"
+	r := runBin(t, env, "install")
+	if r.code != 0 || !strings.Contains(r.stdout, "Successfully installed tensorrt-llm-0.0.2") {
+		t.Fatalf("exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "Pytest") {
+		t.Error("install ran pytest")
+	}
+}
