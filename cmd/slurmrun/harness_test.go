@@ -295,3 +295,13 @@ func execOutput(argv ...string) (string, error) {
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	return string(out), err
 }
+
+// asLocalRank copies env for another rank on the same node.
+func asLocalRank(env map[string]string, rank int) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	out["SLURM_PROCID"], out["SLURM_LOCALID"] = fmt.Sprint(rank), fmt.Sprint(rank)
+	return out
+}

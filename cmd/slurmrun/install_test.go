@@ -110,11 +110,7 @@ func TestAggregatedInstallFromTarball(t *testing.T) {
 	}))
 	defer srv.Close()
 	env := installEnv(t, srv.URL+"/llm.tar.gz")
-	env1 := map[string]string{}
-	for k, v := range env {
-		env1[k] = v
-	}
-	env1["SLURM_PROCID"], env1["SLURM_LOCALID"] = "1", "1"
+	env1 := asLocalRank(env, 1)
 	c1, o1, e1 := start(t, env1, "run")
 	r0 := runBin(t, env, "run")
 	r1 := wait(t, c1, o1, e1)
@@ -148,11 +144,7 @@ func TestFailedInstallFailsEveryLocalRank(t *testing.T) {
 	defer srv.Close()
 	env := installEnv(t, srv.URL+"/missing.tar.gz")
 	env["SLURMRUN_INSTALL_TIMEOUT"] = "60s"
-	env1 := map[string]string{}
-	for k, v := range env {
-		env1[k] = v
-	}
-	env1["SLURM_PROCID"], env1["SLURM_LOCALID"] = "1", "1"
+	env1 := asLocalRank(env, 1)
 	c1, o1, e1 := start(t, env1, "run")
 	r0 := runBin(t, env, "run")
 	r1 := wait(t, c1, o1, e1)

@@ -254,11 +254,7 @@ func TestGitTrustsRepositoriesOfOtherUsers(t *testing.T) {
 func TestRanksShareTheCoverageConfig(t *testing.T) {
 	tr := newTree(t)
 	tr.env["pytestCommand"] = tr.pytest("test_demo.py", "-k", "'coverage or perf'")
-	env1 := map[string]string{}
-	for k, v := range tr.env {
-		env1[k] = v
-	}
-	env1["SLURM_PROCID"], env1["SLURM_LOCALID"] = "1", "1"
+	env1 := asLocalRank(tr.env, 1)
 	c1, o1, e1 := start(t, env1, "run")
 	time.Sleep(500 * time.Millisecond)
 	r0 := runBin(t, tr.env, "run")
