@@ -2,13 +2,15 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LDFLAGS := -s -w -checklinkname=0 -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export CGO_ENABLED := 0
+# slurmrun_fwdsig: read the inherited signal state from the runtime (see container/sigstate.go).
+TAGS    := slurmrun_fwdsig
 
 .PHONY: build test unit integration fuzz-seeds demo bench deps vet clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slurmrun ./cmd/slurmrun
+	$(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/slurmrun ./cmd/slurmrun
 
 # deps installs what the tests run for real (Debian packages); a no-op when present.
 deps:

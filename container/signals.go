@@ -50,11 +50,19 @@ func (s *Supervisor) ForwardSignals(parent context.Context, grace time.Duration)
 			case v := <-sigs:
 				sig := v.(syscall.Signal)
 				switch sig {
-				case unix.SIGCHLD:
-					// The reaper has its own subscription.
+				case unix.SIGCHLD, unix.SIGURG:
+					// The reaper has its own subscription; SIGURG is the Go
+					// runtime's preemption signal.
 					continue
-				case unix.SIGURG:
+				case unix.SIGTTIN, unix.SIGTTOU:
+					// Ignored, as tini does, so that a background write or
+					// read of the terminal cannot stop slurmrun.
 					continue
+				case unix.SIGWINCH:
+					if t := s.opts.Terminal; t != nil {
+						t.Resize()
+						continue
+					}
 				}
 				s.log.WithField("signal", unix.SignalName(sig)).Info("forwarding signal")
 				s.Signal(sig)
@@ -64,10 +72,12 @@ func (s *Supervisor) ForwardSignals(parent context.Context, grace time.Duration)
 				if !terminating {
 					terminating = true
 					cancel(&TerminatedError{Signal: sig})
+					s.deadline.Store(time.Now().Add(grace))
 					kill = time.After(grace)
 				} else if sig != unix.SIGHUP {
 					s.log.Warn("second termination signal: killing the remaining processes now")
 					s.Signal(unix.SIGKILL)
+					s.deadline.Store(time.Now())
 					kill = nil
 				}
 			}
@@ -79,4 +89,14 @@ func (s *Supervisor) ForwardSignals(parent context.Context, grace time.Duration)
 		<-finished
 		cancel(nil)
 	}
+}
+
+// SweepGrace is how long the processes left behind get between SIGTERM and
+// SIGKILL: the full grace normally, but after a terminating signal only what
+// is left of its grace period, so everything ends before Slurm's SIGKILL.
+func (s *Supervisor) SweepGrace(grace time.Duration) time.Duration {
+	if d := s.deadline.Load(); !d.IsZero() {
+		return max(time.Until(d), 0)
+	}
+	return grace
 }

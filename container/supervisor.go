@@ -23,7 +23,8 @@ import (
 // process: wait4(-1) takes every child, so a second reaper would steal the
 // statuses of the first one's commands.
 type Supervisor struct {
-	log *logrus.Entry
+	log  *logrus.Entry
+	opts Options
 
 	// mu is held around each fork and around each reaping sweep. A command
 	// that exits at once is therefore never reaped before its pid is in
@@ -36,6 +37,22 @@ type Supervisor struct {
 	chld chan os.Signal
 	stop chan struct{}
 	done chan struct{}
+
+	// deadline is when the grace period after a terminating signal ends.
+	deadline atomicTime
+}
+
+// Options change how the Supervisor treats the commands it starts.
+type Options struct {
+	// SignalPidOnly forwards signals to each command's pid, as tini does
+	// without -g, instead of to its whole process group.
+	SignalPidOnly bool
+	// WarnOnReap logs every orphan the reaper collects at warning level
+	// (tini's -w).
+	WarnOnReap bool
+	// Terminal, when set, runs commands whose standard input is that
+	// terminal on a pseudo-terminal of their own.
+	Terminal *Terminal
 }
 
 // ExitStatus is how a supervised command ended.
@@ -56,9 +73,10 @@ func (e ExitStatus) String() string {
 // NewSupervisor starts reaping. When slurmrun is not PID 1 it first becomes a
 // child subreaper, so that orphans of its commands reparent to it rather than
 // to the host's init (under pyxis there is no PID namespace).
-func NewSupervisor(log *logrus.Entry) *Supervisor {
+func NewSupervisor(log *logrus.Entry, opts Options) *Supervisor {
 	s := &Supervisor{
 		log:     log,
+		opts:    opts,
 		waiters: make(map[int]chan unix.WaitStatus),
 		groups:  make(map[int]struct{}),
 		chld:    make(chan os.Signal, 1),
@@ -115,7 +133,12 @@ func (s *Supervisor) reap() {
 			ch <- ws
 			continue
 		}
-		s.log.WithFields(logrus.Fields{"pid": pid, "status": statusOf(ws).String()}).Debug("reaped orphan")
+		entry := s.log.WithFields(logrus.Fields{"pid": pid, "status": statusOf(ws).String()})
+		if s.opts.WarnOnReap {
+			entry.Warnf("Reaped zombie process with pid=%d", pid)
+		} else {
+			entry.Debug("reaped orphan")
+		}
 	}
 }
 
@@ -123,6 +146,7 @@ func (s *Supervisor) reap() {
 type Process struct {
 	cmd    *exec.Cmd
 	status chan unix.WaitStatus
+	pty    *ptySession // nil unless the command runs on a pseudo-terminal
 }
 
 // Pid is the process id, which is also its process group id.
@@ -135,11 +159,24 @@ func (s *Supervisor) Start(cmd *exec.Cmd) (*Process, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Setpgid = true
 	p := &Process{cmd: cmd, status: make(chan unix.WaitStatus, 1)}
+	if t := s.opts.Terminal; t != nil && t.owns(cmd) {
+		pty, err := t.attach(cmd)
+		if err != nil {
+			return nil, err
+		}
+		p.pty = pty
+	} else {
+		cmd.SysProcAttr.Setpgid = true
+	}
+	restoreSignals(cmd)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	if p.pty != nil {
+		p.pty.started(err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	s.waiters[cmd.Process.Pid] = p.status
@@ -150,6 +187,9 @@ func (s *Supervisor) Start(cmd *exec.Cmd) (*Process, error) {
 // Wait blocks until the process has exited and its output has been copied.
 func (p *Process) Wait() ExitStatus {
 	ws := <-p.status
+	if p.pty != nil {
+		p.pty.finish()
+	}
 	// The reaper already took the status, so cmd.Wait reports ECHILD; it is
 	// still needed to finish copying output when Stdout or Stderr are not files.
 	_ = p.cmd.Wait()
@@ -169,9 +209,13 @@ func (s *Supervisor) Run(cmd *exec.Cmd) (ExitStatus, error) {
 func (s *Supervisor) Signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for pgid := range s.groups {
-		if err := unix.Kill(-pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-			s.log.WithError(err).WithField("pgid", pgid).Warn("cannot forward signal")
+	for pid := range s.groups {
+		target := -pid
+		if s.opts.SignalPidOnly {
+			target = pid
+		}
+		if err := unix.Kill(target, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			s.log.WithError(err).WithField("pid", target).Warn("cannot forward signal")
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +21,7 @@ func newSupervisor(t *testing.T) *Supervisor {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewSupervisor(logrus.NewEntry(log))
+	s := NewSupervisor(logrus.NewEntry(log), Options{})
 	t.Cleanup(s.Close)
 	return s
 }
@@ -119,5 +120,39 @@ func TestRunContextKillsGroupAfterGrace(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("took %v", d)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// Running commands leaves no goroutine and no file descriptor behind.
+func TestNoLeaksAcrossRuns(t *testing.T) {
+	s := newSupervisor(t)
+	run := func() {
+		var out strings.Builder
+		cmd := exec.Command("sh", "-c", "echo hi; sleep 0.001 &")
+		cmd.Stdout = &out // a copying goroutine, which Wait must finish
+		if st, err := s.Run(cmd); err != nil || st.Code != 0 || out.String() != "hi\n" {
+			t.Fatalf("%v %v %q", st, err, out.String())
+		}
+	}
+	run()
+	time.Sleep(50 * time.Millisecond)
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	for i := 0; i < 50; i++ {
+		run()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if g := runtime.NumGoroutine(); g > goroutines {
+		t.Errorf("goroutines %d -> %d", goroutines, g)
+	}
+	if f := openFDs(t); f > fds {
+		t.Errorf("open files %d -> %d", fds, f)
 	}
 }

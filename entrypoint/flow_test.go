@@ -16,7 +16,7 @@ func newTestFlow(t *testing.T, dir string) *Flow {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	sup := container.NewSupervisor(logrus.NewEntry(log))
+	sup := container.NewSupervisor(logrus.NewEntry(log), container.Options{})
 	t.Cleanup(sup.Close)
 	cfg := &Config{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Grace: 1e9}
 	f := NewFlow(cfg, []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}, logrus.NewEntry(log), sup, io.Discard, io.Discard)

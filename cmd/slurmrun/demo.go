@@ -60,7 +60,7 @@ func runDemo(args []string, stdout, stderr *os.File) int {
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)
-	sup := container.NewSupervisor(logrus.NewEntry(log))
+	sup := container.NewSupervisor(logrus.NewEntry(log), container.Options{})
 	defer sup.Close()
 	ctx, stop := sup.ForwardSignals(context.Background(), entrypointGrace)
 	defer stop()

@@ -51,7 +51,8 @@ func TestMain(m *testing.M) {
 
 func setup(tmp string) error {
 	binary = filepath.Join(tmp, "slurmrun")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	// The same tag and flags as `make build` (see container/sigstate.go).
+	build := exec.Command("go", "build", "-tags", "slurmrun_fwdsig", "-ldflags=-checklinkname=0", "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)

@@ -29,6 +29,7 @@ commands:
   run       run the per-rank slurm_run flow (the default)
   install   run only the install step (disaggregated stages' install srun)
   plan      print what run would do, and run nothing
+  exec      supervise any command as its init: slurmrun exec [-s -g -p SIG -e CODE -v -w] -- CMD [ARGS...]
   demo      run the flow for two local ranks on a miniature TensorRT-LLM tree
   version   print the version and commit
 
@@ -40,6 +41,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr *os.File) int {
+	if len(args) > 0 && args[0] == container.SigExecCommand {
+		return container.SigExec(args[1:])
+	}
 	sub := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
@@ -47,6 +51,8 @@ func run(args []string, stdout, stderr *os.File) int {
 	switch sub {
 	case "run", "install", "plan":
 		return runFlow(sub, args, stdout, stderr)
+	case "exec":
+		return runExec(args, stdout, stderr)
 	case "demo":
 		return runDemo(args, stdout, stderr)
 	case "version":
@@ -88,10 +94,12 @@ func runFlow(sub string, args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	sup := container.NewSupervisor(log)
+	sup := container.NewSupervisor(log, container.Options{Terminal: container.DetectTerminal(os.Stdin, stdout)})
 	defer sup.Close()
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
+	// Whatever the flow leaves running is ended before slurmrun exits.
+	defer sup.Sweep(sup.SweepGrace(cfg.Grace))
 
 	flow := entrypoint.NewFlow(cfg, environ, log, sup, stdout, stderr)
 	switch sub {

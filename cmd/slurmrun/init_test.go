@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/console"
+	"golang.org/x/sys/unix"
+)
+
+// helper is a Python program the init tests supervise.
+const helper = `import os, signal, sys, time
+mode, out = sys.argv[1], sys.argv[2]
+
+def record(line):
+    with open(out, "a") as f:
+        f.write(line + "\n")
+
+if mode == "signals":
+    names = sys.argv[3].split(",")
+    for n in names:
+        signal.signal(getattr(signal, n), lambda s, _: record(signal.Signals(s).name))
+    record("ready")
+    while True:
+        time.sleep(0.05)
+elif mode == "orphans":
+    n = int(sys.argv[3])
+    for i in range(n):
+        pid = os.fork()
+        if pid == 0:
+            if os.fork() == 0:
+                os._exit(0)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    time.sleep(0.5)
+    init = os.getppid()
+    zombies = 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % p).read()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2:].split()
+        if rest[0] == "Z" and int(rest[1]) == init:
+            zombies += 1
+    record("zombies=%d" % zombies)
+`
+
+// initEnv writes the helper and returns an environment for the binary.
+func initEnv(t testing.TB) (dir string, env map[string]string, script string) {
+	dir = t.TempDir()
+	script = filepath.Join(dir, "helper.py")
+	os.WriteFile(script, []byte(helper), 0o644)
+	return dir, map[string]string{"PATH": os.Getenv("PATH"), "SLURMRUN_GRACE": "30s"}, script
+}
+
+// waitFor polls path until it contains want.
+func waitFor(t testing.TB, path, want string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held %q (has %q)", path, want, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestExecExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, []byte("x"), 0o644)
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--", "true"}, 0},
+		{[]string{"--", "sh", "-c", "exit 1"}, 1},
+		{[]string{"--", "sh", "-c", "exit 77"}, 77},
+		{[]string{"--", filepath.Join(dir, "missing")}, 127},
+		{[]string{"--", plain}, 126},
+		{[]string{"--", "sh", "-c", "kill -USR1 $$"}, 128 + 10},
+		{[]string{"-e", "143", "--", "sh", "-c", "kill -TERM $$"}, 0},
+		{[]string{"-e143", "-e", "3", "sh", "-c", "exit 3"}, 0},
+		{[]string{"-sgw", "-v", "--", "sh", "-c", "exit 4"}, 4},
+		{[]string{"-x", "--", "true"}, 2},
+	}
+	for _, tt := range tests {
+		r := runBin(t, map[string]string{"PATH": os.Getenv("PATH")}, append([]string{"exec"}, tt.args...)...)
+		if r.code != tt.want {
+			t.Errorf("exec %q: exit code %d, want %d\n%s", tt.args, r.code, tt.want, r.stderr)
+		}
+	}
+}
+
+// Every catchable signal reaches the child; the synchronous ones (sent with
+// kill) do not kill slurmrun; TTIN and TTOU are not forwarded.
+func TestExecForwardsSignals(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		dir, env, script := initEnv(t)
+		out := filepath.Join(dir, "got")
+		names := []string{"SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGILL", "SIGSEGV", "SIGBUS",
+			"SIGFPE", "SIGABRT", "SIGTRAP", "SIGSYS", "SIGPIPE", "SIGWINCH", "SIGTSTP", "SIGPWR", "SIGTTIN", "SIGTTOU"}
+		// A terminating signal last: it starts the grace period, and the
+		// SIGTERM after it, a second one, kills the child at once.
+		final := "SIGHUP"
+		if group {
+			final = "SIGINT"
+		}
+		args := []string{"exec"}
+		if group {
+			args = append(args, "-g")
+		}
+		args = append(args, "--", "python3", script, "signals", out, strings.Join(append(names, final, "SIGTERM"), ","))
+		cmd, o, e := start(t, env, args...)
+		waitFor(t, out, "ready", 10*time.Second)
+		for _, n := range append(names, final) {
+			cmd.Process.Signal(unix.SignalNum(n))
+			if n == "SIGTTIN" || n == "SIGTTOU" {
+				continue
+			}
+			waitFor(t, out, n+"\n", 5*time.Second)
+		}
+		data, _ := os.ReadFile(out)
+		if strings.Contains(string(data), "SIGTTIN") || strings.Contains(string(data), "SIGTTOU") {
+			t.Errorf("TTIN/TTOU forwarded: %s", data)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		r := wait(t, cmd, o, e)
+		if r.code != 137 {
+			t.Errorf("group=%v: exit code %d\n%s", group, r.code, r.stderr)
+		}
+	}
+}
+
+func TestExecKillsChildIgnoringSigtermAfterGrace(t *testing.T) {
+	_, env, _ := initEnv(t)
+	env["SLURMRUN_GRACE"] = "500ms"
+	cmd, o, e := start(t, env, "exec", "--", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+	waitOutput(t, o, "ready")
+	begin := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	r := wait(t, cmd, o, e)
+	elapsed := time.Since(begin)
+	if r.code != 137 || elapsed < 400*time.Millisecond || elapsed > 5*time.Second {
+		t.Fatalf("exit code %d after %v, want 137 after about 500ms\n%s", r.code, elapsed, r.stderr)
+	}
+}
+
+func TestExecSecondSigtermKillsAtOnce(t *testing.T) {
+	_, env, _ := initEnv(t)
+	cmd, o, e := start(t, env, "exec", "--", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+	waitOutput(t, o, "ready")
+	begin := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	r := wait(t, cmd, o, e)
+	if r.code != 137 || time.Since(begin) > 3*time.Second {
+		t.Fatalf("exit code %d after %v (grace is 30s)", r.code, time.Since(begin))
+	}
+}
+
+func waitOutput(t *testing.T, b *bytes.Buffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output never held %q: %q", want, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	return s[strings.LastIndexByte(s, ')')+2] != 'Z'
+}
+
+// A setsid escapee and a plain orphan are ended after the main command
+// exits, and the exit code is still the command's.
+func TestExecSweepsWhatTheCommandLeaves(t *testing.T) {
+	dir, env, _ := initEnv(t)
+	pids := filepath.Join(dir, "pids")
+	env["SLURMRUN_GRACE"] = "1s"
+	r := runBin(t, env, "exec", "--", "sh", "-c",
+		"setsid sleep 60 & echo $! > "+pids+"; (trap '' TERM; exec sleep 61) & echo $! >> "+pids+"; sleep 0.2; exit 5")
+	if r.code != 5 {
+		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
+	}
+	data, _ := os.ReadFile(pids)
+	for _, f := range strings.Fields(string(data)) {
+		pid, _ := strconv.Atoi(f)
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("process %d outlived slurmrun", pid)
+		}
+	}
+	if !strings.Contains(r.stderr, "SIGKILL to the processes left behind") {
+		t.Errorf("the TERM-ignoring orphan was not escalated:\n%s", r.stderr)
+	}
+}
+
+func TestReapsOrphansAsSubreaper(t *testing.T) {
+	dir, env, script := initEnv(t)
+	out := filepath.Join(dir, "out")
+	r := runBin(t, env, "exec", "--", "python3", script, "orphans", out, "200")
+	if r.code != 0 {
+		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
+	}
+	waitFor(t, out, "zombies=0", time.Second)
+}
+
+func TestReapsOrphansAsPID1(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare is not installed")
+	}
+	dir, env, script := initEnv(t)
+	out := filepath.Join(dir, "out")
+	r := runBin(t, env, "exec", "--", "unshare", "--pid", "--fork", "--mount-proc", binary, "exec", "--",
+		"sh", "-c", "echo pid=$PPID > "+out+".pid; python3 "+script+" orphans "+out+" 200; exit 6")
+	if r.code != 6 {
+		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
+	}
+	waitFor(t, out+".pid", "pid=1\n", time.Second)
+	waitFor(t, out, "zombies=0", time.Second)
+}
+
+// As PID 1 slurmrun has no default signal actions: SIGTERM must still be
+// forwarded and end the child.
+func TestForwardsSigtermAsPID1(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	dir, env, script := initEnv(t)
+	out := filepath.Join(dir, "got")
+	cmd, o, e := start(t, env, "exec", "--", "unshare", "--pid", "--fork", "--mount-proc", "--kill-child", binary, "exec", "--",
+		"python3", script, "signals", out, "SIGTERM,SIGUSR1")
+	waitFor(t, out, "ready", 10*time.Second)
+	// The namespace's PID 1 is unshare's child, the inner slurmrun.
+	var inner int
+	for _, p := range descendantsOf(cmd.Process.Pid) {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) == "slurmrun" {
+			inner = p
+		}
+	}
+	if inner == 0 {
+		t.Fatal("inner slurmrun not found")
+	}
+	syscall.Kill(inner, syscall.SIGUSR1)
+	waitFor(t, out, "SIGUSR1\n", 5*time.Second)
+	syscall.Kill(inner, syscall.SIGTERM)
+	waitFor(t, out, "SIGTERM\n", 5*time.Second)
+	// The helper handles TERM and lives on; a second TERM kills it.
+	syscall.Kill(inner, syscall.SIGTERM)
+	r := wait(t, cmd, o, e)
+	if r.code != 137 {
+		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
+	}
+}
+
+func descendantsOf(pid int) []int {
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
+		for _, task := range tasks {
+			data, _ := os.ReadFile(task)
+			for _, f := range strings.Fields(string(data)) {
+				c, _ := strconv.Atoi(f)
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
+// The child starts with the signal mask and ignored dispositions slurmrun
+// inherited, as tini gives them.
+func TestChildInheritsSignalState(t *testing.T) {
+	_, env, _ := initEnv(t)
+	py := `import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])`
+	r := runBin(t, env, "exec", "--", "python3", "-c", py, binary, "exec", "--", "grep", "-E", "SigBlk|SigIgn", "/proc/self/status")
+	if r.code != 0 {
+		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
+	}
+	var blk, ign uint64
+	for _, l := range lines(r.stdout) {
+		f := strings.Fields(l)
+		v, _ := strconv.ParseUint(f[1], 16, 64)
+		if f[0] == "SigBlk:" {
+			blk = v
+		} else {
+			ign = v
+		}
+	}
+	bit := func(s unix.Signal) uint64 { return 1 << (s - 1) }
+	if blk != bit(unix.SIGUSR1)|bit(unix.SIGTERM) {
+		t.Errorf("SigBlk %x, want USR1 and TERM", blk)
+	}
+	// Python itself ignores SIGPIPE, and passes that on too.
+	if want := bit(unix.SIGINT) | bit(unix.SIGUSR2) | bit(unix.SIGPIPE); ign&want != want {
+		t.Errorf("SigIgn %x, want INT, USR2 and PIPE", ign)
+	}
+}
+
+// With a terminal on stdin the child runs on a pty of its own, sized like
+// the terminal, and the terminal's mode is restored afterwards.
+func TestExecOnTerminal(t *testing.T) {
+	master, slavePath, err := console.NewPty()
+	if err != nil {
+		t.Skip("no pty:", err)
+	}
+	defer master.Close()
+	master.Resize(console.WinSize{Height: 40, Width: 100})
+	slave, err := os.OpenFile(slavePath, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	before, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	cmd := exec.Command(binary, "exec", "--", "sh", "-c", "tty; stty size; echo done")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	var out bytes.Buffer
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 1024)
+		for {
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil || strings.Contains(out.String(), "done") {
+				return
+			}
+		}
+	}()
+	select {
+	case <-readDone:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no output: %q", out.String())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err, out.String())
+	}
+	got := strings.ReplaceAll(out.String(), "\r", "")
+	if !strings.Contains(got, "/dev/pts/") || strings.Contains(got, slavePath+"\n") {
+		t.Errorf("the child did not get a pty of its own: %q (outer %s)", got, slavePath)
+	}
+	if !strings.Contains(got, "40 100\n") {
+		t.Errorf("pty size not copied: %q", got)
+	}
+	after, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if before.Lflag != after.Lflag || before.Iflag != after.Iflag || before.Oflag != after.Oflag {
+		t.Errorf("terminal mode not restored: %+v -> %+v", before, after)
+	}
+}

@@ -1,0 +1,111 @@
+package container
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Descendants returns the live (non-zombie) processes below pid: children,
+// their children, and so on. Orphans that reparented to a subreaper are its
+// children like any other, and setsid does not take a process out of the
+// tree, so both are found.
+func Descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := make(map[int][]int)
+	zombie := make(map[int]bool)
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 || i+2 >= len(data) {
+			continue
+		}
+		fields := bytes.Fields(data[i+2:])
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(string(fields[1]))
+		children[ppid] = append(children[ppid], p)
+		zombie[p] = string(fields[0]) == "Z"
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			queue = append(queue, c)
+			if !zombie[c] {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// Sweep ends every process still below slurmrun: SIGTERM (and SIGCONT, so a
+// stopped one can act on it), then SIGKILL to those left after grace. It
+// returns once none is left (the reaper collects them) or after another
+// second past the SIGKILL. Zombies are not counted: the reaper takes them.
+func (s *Supervisor) Sweep(grace time.Duration) (terminated, killed int) {
+	self := os.Getpid()
+	left := Descendants(self)
+	if len(left) == 0 {
+		return 0, 0
+	}
+	terminated = len(left)
+	s.log.WithField("processes", terminated).Info("sending SIGTERM to the processes left behind")
+	for _, p := range left {
+		signalProcess(p, unix.SIGTERM)
+		signalProcess(p, unix.SIGCONT)
+	}
+	if waitGone(self, grace) {
+		return terminated, 0
+	}
+	left = Descendants(self)
+	killed = len(left)
+	s.log.WithField("processes", killed).Warn("grace period over: SIGKILL to the processes left behind")
+	for _, p := range left {
+		signalProcess(p, unix.SIGKILL)
+	}
+	waitGone(self, time.Second)
+	return terminated, killed
+}
+
+func signalProcess(pid int, sig unix.Signal) {
+	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return
+	}
+}
+
+// waitGone polls until pid has no live descendants or limit passes.
+func waitGone(pid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	pause := 5 * time.Millisecond
+	for {
+		if len(Descendants(pid)) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(min(pause, time.Until(deadline)+time.Millisecond))
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
