@@ -193,6 +193,8 @@ func (p *Process) Wait() ExitStatus {
 	// The reaper already took the status, so cmd.Wait reports ECHILD; it is
 	// still needed to finish copying output when Stdout or Stderr are not files.
 	_ = p.cmd.Wait()
+	// That failed Wait leaves the process's pidfd open.
+	_ = p.cmd.Process.Release()
 	return statusOf(ws)
 }
 
