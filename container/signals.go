@@ -64,8 +64,8 @@ func (s *Supervisor) ForwardSignals(parent context.Context, grace time.Duration)
 						continue
 					}
 				}
-				s.log.WithField("signal", unix.SignalName(sig)).Info("forwarding signal")
 				s.Signal(sig)
+				s.log.WithField("signal", unix.SignalName(sig)).Info("forwarded signal")
 				if sig != unix.SIGTERM && sig != unix.SIGINT && sig != unix.SIGHUP {
 					continue
 				}

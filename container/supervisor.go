@@ -181,6 +181,7 @@ func (s *Supervisor) Start(cmd *exec.Cmd) (*Process, error) {
 	}
 	s.waiters[cmd.Process.Pid] = p.status
 	s.groups[cmd.Process.Pid] = struct{}{}
+	releaseStartupPages()
 	return p, nil
 }
 

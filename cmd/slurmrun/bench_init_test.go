@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// latencyHelper records, on SIGTERM, the CLOCK_MONOTONIC time it saw it.
+const latencyHelper = `import signal, sys, time, os
+out = sys.argv[1]
+def on_term(s, f):
+    with open(out + ".tmp", "w") as fh:
+        fh.write(str(time.clock_gettime_ns(time.CLOCK_MONOTONIC)))
+    os.rename(out + ".tmp", out)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+open(out + ".ready", "w").close()
+while True:
+    signal.pause()
+`
+
+// monotonicNow is CLOCK_MONOTONIC, the clock the helper reads.
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// initUnderTest is an init and the arguments that put a command under it.
+type initUnderTest struct {
+	name string
+	argv []string
+}
+
+func inits(b *testing.B) []initUnderTest {
+	tini, err := exec.LookPath("tini")
+	if err != nil {
+		b.Fatal("tini is not installed (make bench installs it): ", err)
+	}
+	// tini needs -s to reap orphans when it is not PID 1; slurmrun always is a subreaper.
+	return []initUnderTest{{"tini", []string{tini, "-s", "--"}}, {"slurmrun", []string{binary, "exec", "--"}}}
+}
+
+func startInit(b *testing.B, in initUnderTest, args ...string) *exec.Cmd {
+	cmd := exec.Command(in.argv[0], append(append([]string{}, in.argv[1:]...), args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return cmd
+}
+
+func waitFile(path string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return false
+}
+
+// forwardLatencies is, per init, the median time from SIGTERM to the init
+// until its child's handler runs. The inits take turns, so that drift in the
+// machine's load falls on both alike.
+func forwardLatencies(b *testing.B, ins []initUnderTest, dir, script string, n int) map[string]time.Duration {
+	samples := map[string][]time.Duration{}
+	for i := 0; i < n; i++ {
+		for _, in := range ins {
+			out := filepath.Join(dir, fmt.Sprintf("%s-%d", in.name, i))
+			cmd := startInit(b, in, "python3", script, out)
+			if !waitFile(out+".ready", 10*time.Second) {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				b.Fatalf("%s: child never ready", in.name)
+			}
+			time.Sleep(20 * time.Millisecond)
+			sent := monotonicNow()
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			data, err := os.ReadFile(out)
+			if err != nil {
+				b.Fatalf("%s: the child did not see SIGTERM: %v", in.name, err)
+			}
+			seen, _ := strconv.ParseInt(string(data), 10, 64)
+			samples[in.name] = append(samples[in.name], time.Duration(seen-sent))
+		}
+	}
+	medians := map[string]time.Duration{}
+	for name, ds := range samples {
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		medians[name] = ds[len(ds)/2]
+	}
+	return medians
+}
+
+// reapOrphans times a child that leaves n orphans and reads how many zombies
+// the init still had when the child finished.
+func reapOrphans(b *testing.B, in initUnderTest, dir, script string, n int) (time.Duration, string) {
+	out := filepath.Join(dir, in.name+"-orphans")
+	begin := time.Now()
+	cmd := startInit(b, in, "python3", script, "orphans", out, strconv.Itoa(n))
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("%s: %v", in.name, err)
+	}
+	d := time.Since(begin)
+	data, _ := os.ReadFile(out)
+	return d, strings.TrimSpace(string(data))
+}
+
+// idle reads the init's resident memory and counts its context switches
+// (wake-ups) over a window while its child sleeps.
+func idle(b *testing.B, in initUnderTest, window time.Duration) (rssKB int, perSecond float64) {
+	cmd := startInit(b, in, "sleep", "30")
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+	switches := func() int {
+		total := 0
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
+		for _, t := range tasks {
+			data, _ := os.ReadFile(t)
+			for _, l := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					total += n
+				}
+				if v, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					total += n
+				}
+			}
+		}
+		return total
+	}
+	before := switches()
+	time.Sleep(window)
+	after := switches()
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			rssKB, _ = strconv.Atoi(strings.Fields(v)[0])
+		}
+	}
+	return rssKB, float64(after-before) / window.Seconds()
+}
+
+// BenchmarkInitVersusTini measures slurmrun exec and Debian's tini side by
+// side: signal-forward latency, 10 000 orphans reaped, idle memory and
+// wake-ups, and prints the table with the ratios and targets.
+func BenchmarkInitVersusTini(b *testing.B) {
+	dir, _, script := initEnv(b)
+	latScript := filepath.Join(dir, "latency.py")
+	os.WriteFile(latScript, []byte(latencyHelper), 0o644)
+	ins := inits(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat := forwardLatencies(b, ins, dir, latScript, 41)
+		reap := map[string]time.Duration{}
+		zombies := map[string]string{}
+		rss := map[string]int{}
+		wake := map[string]float64{}
+		for _, in := range ins {
+			reap[in.name], zombies[in.name] = reapOrphans(b, in, dir, script, 10000)
+			rss[in.name], wake[in.name] = idle(b, in, 3*time.Second)
+		}
+		fmt.Printf("\n%-28s %14s %14s %10s %s\n", "measure", "tini", "slurmrun", "ratio", "target")
+		ratio := float64(lat["slurmrun"]) / float64(lat["tini"])
+		fmt.Printf("%-28s %14s %14s %10.2f <= 2x tini: %s\n", "SIGTERM forward latency", lat["tini"].Round(time.Microsecond),
+			lat["slurmrun"].Round(time.Microsecond), ratio, verdict(ratio <= 2))
+		fmt.Printf("%-28s %14s %14s %10.2f\n", "10000 orphans reaped (time)", reap["tini"].Round(time.Millisecond),
+			reap["slurmrun"].Round(time.Millisecond), float64(reap["slurmrun"])/float64(reap["tini"]))
+		fmt.Printf("%-28s %14s %14s %10s = 0: %s\n", "zombies left", zombies["tini"], zombies["slurmrun"], "",
+			verdict(zombies["slurmrun"] == "zombies=0"))
+		fmt.Printf("%-28s %11d kB %11d kB %10.2f <= 6 MB: %s\n", "idle RSS", rss["tini"], rss["slurmrun"],
+			float64(rss["slurmrun"])/float64(rss["tini"]), verdict(rss["slurmrun"] <= 6*1024))
+		fmt.Printf("%-28s %12.2f/s %12.2f/s %10s <= 1/s: %s\n", "idle wake-ups", wake["tini"], wake["slurmrun"], "",
+			verdict(wake["slurmrun"] <= 1))
+		b.ReportMetric(ratio, "latency-ratio")
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISSED"
+}
