@@ -7,7 +7,7 @@ export CGO_ENABLED := 0
 # slurmrun_fwdsig: read the inherited signal state from the runtime (see container/sigstate.go).
 TAGS    := slurmrun_fwdsig
 
-.PHONY: build test unit integration fuzz-seeds demo bench deps vet clean
+.PHONY: build test demo bench deps slurm vet clean
 
 build:
 	$(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/slurmrun ./cmd/slurmrun
@@ -16,19 +16,24 @@ build:
 deps:
 	./scripts/install-deps.sh
 
+# slurm starts the local two-node Slurm the launch tests use (root only;
+# without it those tests skip and say so).
+slurm:
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/slurm-local.sh start; else echo "not root: the Slurm tests will be skipped"; fi
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 
 # test runs every test: units, the fuzz seed corpora, and the integration
 # tests that run bin/slurmrun against real pytest, pip, git and processes.
-test: deps build vet
+test: deps build vet slurm
 	$(GO) test -count=1 -timeout 15m ./...
 
 demo: build
 	./bin/slurmrun demo
 
-bench: deps build
+bench: deps build slurm
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./cmd/slurmrun
 
 clean:

@@ -163,12 +163,28 @@ var envMu sync.Mutex
 // LoadConfig reads the configuration from environ (NAME=VALUE entries).
 // need says which variables must be set and non-empty.
 func LoadConfig(environ []string, need Needs) (*Config, error) {
+	var cfg Config
+	problems, err := processEnv(environ, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	problems = append(problems, cfg.validate(environ, need)...)
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, &ConfigError{Problems: problems}
+	}
+	return &cfg, nil
+}
+
+// processEnv fills spec, a pointer to a struct with envconfig tags, from
+// environ, and returns one problem for every variable it cannot parse.
+func processEnv(environ []string, spec any) ([]string, error) {
 	envMu.Lock()
 	defer envMu.Unlock()
 	saved := os.Environ()
 	defer restoreEnv(saved)
 
-	keys := configKeys()
+	keys := configKeys(reflect.TypeOf(spec).Elem())
 	os.Clearenv()
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
@@ -186,10 +202,10 @@ func LoadConfig(environ []string, need Needs) (*Config, error) {
 		os.Setenv(name, value)
 	}
 
-	var cfg Config
+	zero := reflect.New(reflect.TypeOf(spec).Elem()).Elem()
 	var problems []string
 	for range keys.byUpper {
-		err := envconfig.Process("", &cfg)
+		err := envconfig.Process("", spec)
 		var perr *envconfig.ParseError
 		if !errors.As(err, &perr) {
 			if err != nil {
@@ -200,14 +216,9 @@ func LoadConfig(environ []string, need Needs) (*Config, error) {
 		problems = append(problems, fmt.Sprintf("%s=%q: %v", keys.byUpper[perr.KeyName], perr.Value, perr.Err))
 		// Drop the bad value and read again, so every bad variable is named.
 		os.Unsetenv(perr.KeyName)
-		cfg = Config{}
+		reflect.ValueOf(spec).Elem().Set(zero)
 	}
-	problems = append(problems, cfg.validate(environ, need)...)
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return nil, &ConfigError{Problems: problems}
-	}
-	return &cfg, nil
+	return problems, nil
 }
 
 // Needs selects the checks that depend on the subcommand.
@@ -235,7 +246,9 @@ func (c *Config) validate(environ []string, need Needs) []string {
 	}
 	require("resourcePathNode")
 	require("stageName")
-	require("pytestCommand")
+	if need == NeedRun {
+		require("pytestCommand")
+	}
 	if need == NeedInstall || c.Aggregated() {
 		require("llmTarfile")
 		require("tarName")
@@ -268,9 +281,9 @@ type keyTable struct {
 	byUpper map[string]string // envconfig key -> the variable's real name
 }
 
-func configKeys() keyTable {
+func configKeys(rt reflect.Type) keyTable {
 	t := keyTable{byUpper: make(map[string]string)}
-	for _, f := range configFields() {
+	for _, f := range fieldDocs(rt) {
 		t.byUpper[strings.ToUpper(f.name)] = f.name
 	}
 	return t
@@ -278,8 +291,9 @@ func configKeys() keyTable {
 
 type fieldDoc struct{ name, typ, def, desc string }
 
-func configFields() []fieldDoc {
-	rt := reflect.TypeOf(Config{})
+func configFields() []fieldDoc { return fieldDocs(reflect.TypeOf(Config{})) }
+
+func fieldDocs(rt reflect.Type) []fieldDoc {
 	out := make([]fieldDoc, 0, rt.NumField())
 	for i := 0; i < rt.NumField(); i++ {
 		f := rt.Field(i)
@@ -297,11 +311,14 @@ func configFields() []fieldDoc {
 	return out
 }
 
-// WriteUsage lists every variable with its type, default and meaning.
-func WriteUsage(w io.Writer) error {
+// WriteUsage lists every variable of the run flow with its type, default
+// and meaning.
+func WriteUsage(w io.Writer) error { return writeUsage(w, configFields()) }
+
+func writeUsage(w io.Writer, fields []fieldDoc) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tTYPE\tDEFAULT\tMEANING")
-	for _, f := range configFields() {
+	for _, f := range fields {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.name, f.typ, f.def, f.desc)
 	}
 	return tw.Flush()

@@ -28,6 +28,7 @@ const usage = `usage: slurmrun <command> [flags]
 commands:
   run       run the per-rank slurm_run flow (the default)
   install   run only the install step (disaggregated stages' install srun)
+  launch    run a disaggregated job's steps with srun: slurmrun launch [--dry-run] [--srun-args-file F] [-- SRUN_ARGS...]
   plan      print what run would do, and run nothing
   exec      supervise any command as its init: slurmrun exec [-s -g -p SIG -e CODE -v -w] -- CMD [ARGS...]
   demo      run the flow for two local ranks on a miniature TensorRT-LLM tree
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr *os.File) int {
 	switch sub {
 	case "run", "install", "plan":
 		return runFlow(sub, args, stdout, stderr)
+	case "launch":
+		return runLaunch(args, stdout, stderr)
 	case "exec":
 		return runExec(args, stdout, stderr)
 	case "demo":
@@ -93,7 +96,7 @@ func runFlow(sub string, args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "slurmrun %s: %v\n", sub, err)
 		return 2
 	}
-	log := newLogger(cfg, stderr)
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
 	sup := container.NewSupervisor(log, container.Options{Terminal: container.DetectTerminal(os.Stdin, stdout)})
 	defer sup.Close()
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
@@ -127,14 +130,14 @@ func exitCode(err error) int {
 	return 1
 }
 
-func newLogger(cfg *entrypoint.Config, out io.Writer) *logrus.Entry {
+func newLogger(level entrypoint.LogLevel, format string, out io.Writer) *logrus.Entry {
 	l := logrus.New()
 	l.SetOutput(out)
-	l.SetLevel(logrus.Level(cfg.LogLevel))
-	if cfg.LogFormat == "json" {
+	l.SetLevel(logrus.Level(level))
+	if format == "json" {
 		l.SetFormatter(&logrus.JSONFormatter{})
 	} else {
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000"})
 	}
-	return l.WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
+	return logrus.NewEntry(l)
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/entrypoint"
+)
+
+// runLaunch drives a disaggregated job's steps from inside its allocation.
+func runLaunch(args []string, stdout, stderr *os.File) int {
+	fs := flag.NewFlagSet("slurmrun launch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dryRun := fs.Bool("dry-run", false, "print each srun command line, run nothing")
+	argsFile := fs.String("srun-args-file", "", "srun arguments, one per line (the launch prefix's srunArgs)")
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "usage: slurmrun launch [--dry-run] [--srun-args-file FILE] [-- SRUN_ARGS...]\n\nFlags:\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fmt.Fprintln(stdout, "\nEnvironment:")
+		entrypoint.WriteLaunchUsage(stdout)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	srunArgs := fs.Args()
+	if *argsFile != "" {
+		fromFile, err := readArgsFile(*argsFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "slurmrun launch: %v\n", err)
+			return 2
+		}
+		srunArgs = append(fromFile, srunArgs...)
+	}
+	environ := os.Environ()
+	cfg, err := entrypoint.LoadLaunchConfig(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun launch: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).WithField("job", cfg.JobID)
+	sup := container.NewSupervisor(log, container.Options{})
+	defer sup.Close()
+	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
+	defer stop()
+	l := entrypoint.NewLauncher(cfg, srunArgs, environ, log, sup, stdout)
+	if *dryRun {
+		if err := l.DryRun(ctx); err != nil {
+			fmt.Fprintf(stderr, "slurmrun launch: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	code := l.Run(ctx)
+	sup.Sweep(sup.SweepGrace(cfg.Grace))
+	return code
+}
+
+// readArgsFile reads one argument per line; blank lines are skipped.
+func readArgsFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("srun arguments: %w", err)
+	}
+	defer f.Close()
+	var args []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimRight(sc.Text(), "\r"); strings.TrimSpace(line) != "" {
+			args = append(args, line)
+		}
+	}
+	return args, sc.Err()
+}

@@ -1,0 +1,531 @@
+package entrypoint
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/slurmrun/slurmrun/container"
+)
+
+// LaunchConfig is what submit.py exports for a disaggregated job, read the
+// same way as the run flow's Config.
+type LaunchConfig struct {
+	NumCtxServers     Rank          `envconfig:"numCtxServers" default:"0" desc:"context servers"`
+	NumGenServers     Count         `envconfig:"numGenServers" default:"1" desc:"generation servers"`
+	GpusPerNode       Count         `envconfig:"gpusPerNode" default:"1" desc:"GPUs per node"`
+	GpusPerCtxServer  Count         `envconfig:"gpusPerCtxServer" default:"1" desc:"GPUs of one context server"`
+	GpusPerGenServer  Count         `envconfig:"gpusPerGenServer" default:"1" desc:"GPUs of one generation server"`
+	NodesPerCtxServer Count         `envconfig:"nodesPerCtxServer" default:"1" desc:"nodes of one context server"`
+	NodesPerGenServer Count         `envconfig:"nodesPerGenServer" default:"1" desc:"nodes of one generation server"`
+	TotalNodes        Count         `envconfig:"totalNodes" default:"1" desc:"nodes in the job"`
+	WorkerCommand     string        `envconfig:"pytestCommandWorker" desc:"GEN and CTX command (older submit.py)"`
+	GenWorkerCommand  string        `envconfig:"pytestCommandGENWorker" desc:"GEN command (newer submit.py; wins over pytestCommandWorker)"`
+	CtxWorkerCommand  string        `envconfig:"pytestCommandCTXWorker" desc:"CTX command (newer submit.py; wins over pytestCommandWorker)"`
+	ServerCommand     string        `envconfig:"pytestCommandDisaggServer" desc:"DISAGG_SERVER command"`
+	BenchmarkCommand  string        `envconfig:"pytestCommandBenchmark" desc:"BENCHMARK command"`
+	JobWorkspace      string        `envconfig:"jobWorkspace" desc:"shared job directory: step logs, result files, the summary (required)"`
+	GenOnly           bool          `envconfig:"TRTLLM_DISAGG_BENCHMARK_GEN_ONLY" default:"false" desc:"no context servers"`
+	JobID             string        `envconfig:"SLURM_JOB_ID" desc:"the allocation (required: launch runs inside one)"`
+	NodeList          string        `envconfig:"SLURM_JOB_NODELIST" desc:"the allocation's nodes (required)"`
+	StatusFile        string        `envconfig:"SLURMRUN_STATUS_FILE" desc:"file whose appearance tells the roles the benchmark is over (default <jobWorkspace>/benchmark_status.txt)"`
+	RoleExitTimeout   time.Duration `envconfig:"SLURMRUN_ROLE_EXIT_TIMEOUT" default:"60s" desc:"how long the roles get to exit after the benchmark before they are stopped"`
+	Grace             time.Duration `envconfig:"SLURMRUN_GRACE" default:"20s" desc:"SIGTERM to SIGKILL when steps are stopped"`
+	Binary            string        `envconfig:"SLURMRUN_BIN" desc:"slurmrun as the steps see it (default: this binary)"`
+	Install           bool          `envconfig:"SLURMRUN_LAUNCH_INSTALL" default:"true" desc:"run slurmrun install on every node first"`
+	LogLevel          LogLevel      `envconfig:"SLURMRUN_LOG_LEVEL" default:"info" desc:"log level"`
+	LogFormat         string        `envconfig:"SLURMRUN_LOG_FORMAT" default:"text" desc:"log format: text or json"`
+}
+
+// LoadLaunchConfig reads the launcher's configuration from environ.
+func LoadLaunchConfig(environ []string) (*LaunchConfig, error) {
+	var cfg LaunchConfig
+	problems, err := processEnv(environ, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.JobWorkspace == "" {
+		problems = append(problems, "jobWorkspace: must be set and non-empty")
+	}
+	if cfg.JobID == "" || cfg.NodeList == "" {
+		problems = append(problems, "SLURM_JOB_ID, SLURM_JOB_NODELIST: launch runs inside a Slurm allocation (sbatch or salloc)")
+	}
+	if cfg.GenWorkerCommand == "" && cfg.WorkerCommand == "" {
+		problems = append(problems, "pytestCommandGENWorker or pytestCommandWorker: must be set")
+	}
+	if !cfg.GenOnly && cfg.NumCtxServers > 0 && cfg.CtxWorkerCommand == "" && cfg.WorkerCommand == "" {
+		problems = append(problems, "pytestCommandCTXWorker or pytestCommandWorker: must be set")
+	}
+	for name, v := range map[string]string{"pytestCommandDisaggServer": cfg.ServerCommand, "pytestCommandBenchmark": cfg.BenchmarkCommand} {
+		if v == "" {
+			problems = append(problems, name+": must be set and non-empty")
+		}
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		problems = append(problems, fmt.Sprintf("SLURMRUN_LOG_FORMAT=%q: want text or json", cfg.LogFormat))
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, &ConfigError{Problems: problems}
+	}
+	if cfg.StatusFile == "" {
+		cfg.StatusFile = filepath.Join(cfg.JobWorkspace, "benchmark_status.txt")
+	}
+	if cfg.Binary == "" {
+		if self, err := os.Executable(); err == nil {
+			cfg.Binary = self
+		}
+	}
+	return &cfg, nil
+}
+
+// WriteLaunchUsage lists the launcher's variables.
+func WriteLaunchUsage(w io.Writer) error {
+	return writeUsage(w, fieldDocs(reflect.TypeOf(LaunchConfig{})))
+}
+
+// RoleStep is one srun step of the job.
+type RoleStep struct {
+	Role  string   // INSTALL, GEN_<i>, CTX_<i>, DISAGG_SERVER or BENCHMARK
+	Argv  []string // the srun command line
+	Env   []string // added to launch's environment
+	Log   string
+	Nodes []string
+}
+
+// Launcher runs a disaggregated job's steps with the real srun.
+type Launcher struct {
+	cfg      *LaunchConfig
+	srunArgs []string
+	environ  []string
+	log      *logrus.Entry
+	sup      *container.Supervisor
+	stdout   io.Writer
+}
+
+// NewLauncher prepares a launch; srunArgs are the launch prefix's srun
+// arguments, carried as a list and never re-split.
+func NewLauncher(cfg *LaunchConfig, srunArgs, environ []string, log *logrus.Entry, sup *container.Supervisor, stdout io.Writer) *Launcher {
+	return &Launcher{cfg: cfg, srunArgs: srunArgs, environ: environ, log: log, sup: sup, stdout: stdout}
+}
+
+// Hostnames expands a Slurm node list with `scontrol show hostnames`.
+func Hostnames(ctx context.Context, nodeList string) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "scontrol", "show", "hostnames", nodeList).Output()
+	if err != nil {
+		return nil, fmt.Errorf("scontrol show hostnames %s: %w", nodeList, err)
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// Plan returns the install step and the role steps in start order: GEN
+// servers on the first nodes, then CTX servers, then DISAGG_SERVER and
+// BENCHMARK overlapping them, as slurm_launch_draft.sh assigns them.
+func (l *Launcher) Plan(nodes []string) (install *RoleStep, roles []*RoleStep, err error) {
+	c := l.cfg
+	extra := l.srunArgs
+	if containsPrefix(extra, "--container-image") {
+		// pyxis lets image values win unless the job's are named.
+		extra = append(append([]string{}, extra...), "--container-env=DISAGG_SERVING_TYPE,pytestCommand")
+	}
+	srun := func(name string, rest ...string) []string {
+		return append(append(append([]string{"srun"}, extra...), "--job-name="+name, "--kill-on-bad-exit=1"), rest...)
+	}
+	ws := c.JobWorkspace
+	if c.Install {
+		install = &RoleStep{Role: "INSTALL", Log: filepath.Join(ws, "install.log"), Nodes: nodes,
+			Argv: srun("INSTALL", "-N", fmt.Sprint(c.TotalNodes), "--ntasks-per-node=1", c.Binary, "install")}
+	}
+	next := 0
+	take := func(n int) ([]string, error) {
+		if next+n > len(nodes) {
+			return nil, fmt.Errorf("the allocation has %d nodes; the servers need more (%d GEN x %d, %d CTX x %d)",
+				len(nodes), c.NumGenServers, c.NodesPerGenServer, c.NumCtxServers, c.NodesPerCtxServer)
+		}
+		s := nodes[next : next+n]
+		next += n
+		return s, nil
+	}
+	worker := func(role, cmd, log string, nodeCount, gpus int) error {
+		slice, err := take(nodeCount)
+		if err != nil {
+			return err
+		}
+		perNode := min(gpus, int(c.GpusPerNode))
+		roles = append(roles, &RoleStep{Role: role, Log: filepath.Join(ws, log), Nodes: slice,
+			Env: []string{"DISAGG_SERVING_TYPE=" + role, "pytestCommand=" + cmd},
+			Argv: srun(role, "-N", fmt.Sprint(nodeCount), "-w", strings.Join(slice, ","),
+				fmt.Sprintf("--ntasks=%d", nodeCount*perNode), fmt.Sprintf("--ntasks-per-node=%d", perNode), c.Binary, "run")})
+		return nil
+	}
+	genCmd := firstNonEmpty(c.GenWorkerCommand, c.WorkerCommand)
+	for i := 0; i < int(c.NumGenServers); i++ {
+		if err := worker(fmt.Sprintf("GEN_%d", i), genCmd, fmt.Sprintf("gen_server_%d.log", i), int(c.NodesPerGenServer), int(c.GpusPerGenServer)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !c.GenOnly {
+		ctxCmd := firstNonEmpty(c.CtxWorkerCommand, c.WorkerCommand)
+		for i := 0; i < int(c.NumCtxServers); i++ {
+			if err := worker(fmt.Sprintf("CTX_%d", i), ctxCmd, fmt.Sprintf("ctx_server_%d.log", i), int(c.NodesPerCtxServer), int(c.GpusPerCtxServer)); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, r := range []struct{ role, cmd, log string }{
+		{"DISAGG_SERVER", c.ServerCommand, "disagg_server.log"},
+		{"BENCHMARK", c.BenchmarkCommand, "benchmark.log"},
+	} {
+		roles = append(roles, &RoleStep{Role: r.role, Log: filepath.Join(ws, r.log), Nodes: nodes[:1],
+			Env:  []string{"DISAGG_SERVING_TYPE=" + r.role, "pytestCommand=" + r.cmd},
+			Argv: srun(r.role, "--overlap", "-N", "1", "-w", nodes[0], "--ntasks=1", "--ntasks-per-node=1", c.Binary, "run")})
+	}
+	return install, roles, nil
+}
+
+func containsPrefix(args []string, prefix string) bool {
+	for _, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// DryRun prints each srun command line launch would run.
+func (l *Launcher) DryRun(ctx context.Context) error {
+	nodes, err := Hostnames(ctx, l.cfg.NodeList)
+	if err != nil {
+		return err
+	}
+	install, roles, err := l.Plan(nodes)
+	if err != nil {
+		return err
+	}
+	for _, st := range append([]*RoleStep{install}, roles...) {
+		if st == nil {
+			continue
+		}
+		fmt.Fprintf(l.stdout, "%s %s > %s\n", shellQuote(st.Env), shellQuote(st.Argv), shellQuote([]string{st.Log}))
+	}
+	return nil
+}
+
+// shellQuote renders argv so that a shell would split it back the same way.
+func shellQuote(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:@%+") == "" {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// stepRun is a started step.
+type stepRun struct {
+	*RoleStep
+	proc   *container.Process
+	start  time.Time
+	end    time.Time
+	code   int
+	done   bool
+	signal string // what stopped it, if launch did
+}
+
+type stepExit struct {
+	run    *stepRun
+	status container.ExitStatus
+}
+
+// start runs one step with its output in its log file.
+func (l *Launcher) start(st *RoleStep, exits chan<- stepExit) (*stepRun, error) {
+	logFile, err := os.Create(st.Log)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", st.Role, err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(st.Argv[0], st.Argv[1:]...)
+	cmd.Env = append(append([]string{}, l.environ...), st.Env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("%s: %w", st.Role, cmd.Err)
+	}
+	p, err := l.sup.Start(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", st.Role, err)
+	}
+	r := &stepRun{RoleStep: st, proc: p, start: time.Now()}
+	l.log.WithFields(logrus.Fields{"role": st.Role, "log": st.Log}).Info("step started")
+	go func() { exits <- stepExit{r, p.Wait()} }()
+	return r, nil
+}
+
+// stop ends the steps still running: SIGTERM to their srun (which passes it
+// to the tasks), then after the grace period SIGKILL to srun and scancel of
+// the step, so that no step outlives the launch.
+func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
+	var live []*stepRun
+	for _, r := range runs {
+		if !r.done {
+			live = append(live, r)
+			r.signal = why
+			_ = r.proc.Signal(unix.SIGTERM)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	l.log.WithFields(logrus.Fields{"steps": len(live), "why": why}).Warn("stopping steps")
+	deadline := time.After(l.sup.SweepGrace(l.cfg.Grace))
+	killed := false
+	for remaining := len(live); remaining > 0; {
+		select {
+		case e := <-exits:
+			l.record(e)
+			remaining--
+		case <-deadline:
+			if killed {
+				return
+			}
+			killed = true
+			for _, r := range live {
+				if !r.done {
+					_ = r.proc.Signal(unix.SIGKILL)
+					l.scancelStep(r.Role)
+				}
+			}
+			deadline = time.After(5 * time.Second)
+		}
+	}
+}
+
+func (l *Launcher) scancelStep(role string) {
+	out, err := exec.Command("squeue", "-h", "-s", "-j", l.cfg.JobID, "-o", "%i %j").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if id, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == role {
+			_ = exec.Command("scancel", "--signal=KILL", id).Run()
+		}
+	}
+}
+
+func (l *Launcher) record(e stepExit) {
+	e.run.done, e.run.code, e.run.end = true, e.status.Code, time.Now()
+	l.log.WithFields(logrus.Fields{"role": e.run.Role, "exit_code": e.status.Code,
+		"duration": e.run.end.Sub(e.run.start).Round(time.Millisecond)}).Info("step ended")
+}
+
+// Run runs the install, starts every role, tracks them all, and returns the
+// job's exit code: the benchmark's, or the first failure's. It always writes
+// the summary.
+func (l *Launcher) Run(ctx context.Context) (code int) {
+	c := l.cfg
+	var runs []*stepRun
+	firstFailure := ""
+	defer func() {
+		if firstFailure != "" {
+			fmt.Fprintln(l.stdout, "Error: "+firstFailure)
+		}
+		l.summarize(runs, code)
+	}()
+	nodes, err := Hostnames(ctx, c.NodeList)
+	if err != nil {
+		firstFailure = err.Error()
+		return 1
+	}
+	install, roles, err := l.Plan(nodes)
+	if err != nil {
+		firstFailure = err.Error()
+		return 1
+	}
+	os.Remove(c.StatusFile)
+	exits := make(chan stepExit, len(roles)+1)
+	if install != nil {
+		fmt.Fprintln(l.stdout, "Running installation on all nodes...")
+		r, err := l.start(install, exits)
+		if err != nil {
+			firstFailure = err.Error()
+			return 1
+		}
+		runs = append(runs, r)
+		select {
+		case e := <-exits:
+			l.record(e)
+		case <-ctx.Done():
+			l.stop(runs, exits, "cancelled")
+			firstFailure = fmt.Sprintf("cancelled during the install: %v", context.Cause(ctx))
+			return 128 + int(container.TerminatingSignal(ctx))
+		}
+		if r.code != 0 {
+			firstFailure = fmt.Sprintf("INSTALL failed with exit code %d. Check %s", r.code, r.Log)
+			return r.code
+		}
+		fmt.Fprintln(l.stdout, "Installation completed on all nodes")
+	}
+
+	for _, st := range roles {
+		r, err := l.start(st, exits)
+		if err != nil {
+			firstFailure = err.Error()
+			l.stop(runs, exits, "start failure")
+			return 1
+		}
+		runs = append(runs, r)
+	}
+	var benchmark *stepRun
+	for _, r := range runs {
+		if r.Role == "BENCHMARK" {
+			benchmark = r
+		}
+	}
+	for !benchmark.done {
+		select {
+		case e := <-exits:
+			l.record(e)
+			if e.run != benchmark && e.status.Code != 0 && firstFailure == "" {
+				firstFailure = fmt.Sprintf("%s failed with exit code %d before the benchmark finished. Check %s",
+					e.run.Role, e.status.Code, e.run.Log)
+				l.stop(runs, exits, "another step failed")
+				return e.status.Code
+			}
+		case <-ctx.Done():
+			firstFailure = fmt.Sprintf("cancelled: %v", context.Cause(ctx))
+			l.stop(runs, exits, "cancelled")
+			return 128 + int(container.TerminatingSignal(ctx))
+		}
+	}
+	// The benchmark is over: tell the roles, give them a bounded time, then stop the rest.
+	if err := writeFileAtomic(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
+		l.log.WithError(err).Error("cannot write the status file")
+	}
+	deadline := time.After(c.RoleExitTimeout)
+wait:
+	for !allDone(runs) {
+		select {
+		case e := <-exits:
+			l.record(e)
+		case <-deadline:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	l.stop(runs, exits, "benchmark finished")
+	if benchmark.code != 0 {
+		firstFailure = fmt.Sprintf("Benchmark failed with exit code %d. Check %s", benchmark.code, benchmark.Log)
+		return benchmark.code
+	}
+	fmt.Fprintln(l.stdout, "Disagg server and benchmark completed successfully")
+	return 0
+}
+
+func allDone(runs []*stepRun) bool {
+	for _, r := range runs {
+		if !r.done {
+			return false
+		}
+	}
+	return true
+}
+
+// StepSummary is one row of the launch summary.
+type StepSummary struct {
+	Role       string   `json:"role"`
+	StepID     string   `json:"step_id"`
+	Nodes      []string `json:"nodes"`
+	Ranks      int      `json:"ranks"`
+	ExitCode   *int     `json:"exit_code"`
+	RankCodes  []int    `json:"rank_exit_codes"`
+	DurationMS int64    `json:"duration_ms"`
+	StoppedBy  string   `json:"stopped_by,omitempty"`
+	Log        string   `json:"log"`
+}
+
+// LaunchSummary is what launch leaves in the job workspace.
+type LaunchSummary struct {
+	JobID    string        `json:"job_id"`
+	ExitCode int           `json:"exit_code"`
+	Steps    []StepSummary `json:"steps"`
+}
+
+// summarize prints the table and writes the JSON, from the steps and the
+// per-rank result files their `slurmrun run` wrote.
+func (l *Launcher) summarize(runs []*stepRun, code int) {
+	sum := LaunchSummary{JobID: l.cfg.JobID, ExitCode: code}
+	for _, r := range runs {
+		row := StepSummary{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes}
+		if r.done {
+			row.ExitCode = intp(r.code)
+			row.DurationMS = r.end.Sub(r.start).Milliseconds()
+		} else {
+			row.DurationMS = time.Since(r.start).Milliseconds()
+		}
+		files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, r.Role)))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			var res Result
+			if err != nil || json.Unmarshal(data, &res) != nil {
+				continue
+			}
+			row.Ranks++
+			row.StepID = res.StepID
+			row.RankCodes = append(row.RankCodes, res.Final)
+		}
+		sum.Steps = append(sum.Steps, row)
+	}
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tSTEP\tNODES\tRANKS\tEXIT CODE\tDURATION\tLOG")
+	for _, s := range sum.Steps {
+		exit := "running"
+		if s.ExitCode != nil {
+			exit = fmt.Sprint(*s.ExitCode)
+		}
+		if s.StoppedBy != "" {
+			exit += " (stopped: " + s.StoppedBy + ")"
+		}
+		step := s.StepID
+		if step == "" {
+			step = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.1fs\t%s\n", s.Role, step, strings.Join(s.Nodes, ","), s.Ranks, exit,
+			float64(s.DurationMS)/1000, s.Log)
+	}
+	tw.Flush()
+	fmt.Fprintf(l.stdout, "\nLaunch summary (job %s, exit code %d):\n%s", l.cfg.JobID, code, b.String())
+	data, _ := json.MarshalIndent(sum, "", "  ")
+	path := filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("launch.job%s.json", l.cfg.JobID))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+		err = writeFileAtomic(path, append(data, '\n'), 0o644)
+		if err != nil {
+			l.log.WithError(err).Error("cannot write the launch summary")
+		}
+	}
+}
