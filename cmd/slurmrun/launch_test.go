@@ -17,7 +17,7 @@ import (
 
 // slurmUp skips unless the local two-node Slurm (scripts/slurm-local.sh,
 // started by `make test` as root) answers.
-func slurmUp(t *testing.T) {
+func slurmUp(t testing.TB) {
 	t.Helper()
 	out, err := exec.Command("sinfo", "-h", "-N", "-o", "%N %t").Output()
 	if err != nil || strings.Count(string(out), "node") < 2 {
@@ -39,7 +39,7 @@ type disaggJob struct {
 	env map[string]string
 }
 
-func newDisaggJob(t *testing.T) *disaggJob {
+func newDisaggJob(t testing.TB) *disaggJob {
 	tr := newTree(t)
 	role, _ := os.ReadFile("testdata/role.py")
 	script := filepath.Join(tr.dir, "role.py")
@@ -67,10 +67,16 @@ func newDisaggJob(t *testing.T) *disaggJob {
 }
 
 // submit runs `slurmrun launch` as the batch script of a two-node job.
-func (j *disaggJob) submit(t *testing.T, srunArgs ...string) string {
+func (j *disaggJob) submit(t testing.TB, srunArgs ...string) string {
+	return j.submitScript(t, "exec "+binary+" launch -- "+strings.Join(srunArgs, " "))
+}
+
+// submitScript submits body as the batch script; the script first records
+// when it started (the job's start, as the job sees it).
+func (j *disaggJob) submitScript(t testing.TB, body string) string {
 	t.Helper()
 	script := filepath.Join(j.tr.dir, "launch.sh")
-	os.WriteFile(script, []byte("#!/bin/bash\nexec "+binary+" launch -- "+strings.Join(srunArgs, " ")+"\n"), 0o755)
+	os.WriteFile(script, []byte("#!/bin/bash\ndate +%s.%N > "+filepath.Join(j.out, "job_start")+"\n"+body+"\n"), 0o755)
 	cmd := exec.Command("sbatch", "--parsable", "-N2", "--exclusive", "-J", "slurmrun-test",
 		"-o", filepath.Join(j.tr.ws, "job-output.log"), script)
 	for k, v := range j.env {
@@ -86,7 +92,7 @@ func (j *disaggJob) submit(t *testing.T, srunArgs ...string) string {
 }
 
 // waitJob polls squeue (sbatch --wait backs off to 32 s) until the job is gone.
-func waitJob(t *testing.T, id string, limit time.Duration) {
+func waitJob(t testing.TB, id string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {

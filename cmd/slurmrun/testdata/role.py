@@ -7,8 +7,10 @@ server run until benchmark_status.0.txt appears (written by the launcher).
 
 Usage: role.py OUTPUT_DIR [ignored...]
 Environment: DISAGG_SERVING_TYPE, NUM_WORKERS, ROLE_CRASH=<role> (exit 3
-early), ROLE_POLL (seconds between status-file polls, default 0.1),
-ROLE_BENCH_SECONDS (how long the benchmark runs).
+early), ROLE_POLL (seconds between status-file polls, default 0.1; upstream
+polls every 10), ROLE_BENCH_SECONDS (how long the benchmark runs),
+ROLE_WRITE_STATUS=1 (the benchmark writes the status file itself, as
+test_perf_sanity.py does under the bash launcher).
 """
 import http.server
 import json
@@ -74,10 +76,14 @@ elif role == "DISAGG_SERVER":
     write(config, json.dumps({"hostname": "127.0.0.1", "server": serve(), "workers": urls}))
     wait_for(status, "the benchmark status")
 elif role == "BENCHMARK":
+    write(os.path.join(out, "benchmark_process_start"), repr(time.time()))
     wait_for(config, "the server config")
     cfg = json.load(open(config))
     write(os.path.join(out, "benchmark_started"), str(time.time()))
     for url in [cfg["server"]] + list(cfg["workers"].values()):
         print("benchmark:", urllib.request.urlopen("http://" + url, timeout=10).read().decode().strip(), flush=True)
     time.sleep(float(os.environ.get("ROLE_BENCH_SECONDS", "0.5")))
+    write(os.path.join(out, "benchmark_end"), repr(time.time()))
+    if os.environ.get("ROLE_WRITE_STATUS") == "1":
+        write(status, "Done")
 print(role, "done", flush=True)
