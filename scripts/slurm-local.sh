@@ -11,7 +11,14 @@ host=$(hostname -s)
 daemons=(slurmctld node1 node2)
 
 pidfile() { echo "$state/$1.pid"; }
-running() { local f; f=$(pidfile "$1"); [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# running: the pid file names a live process of the expected program (a
+# stale file left by a killed run may name a reused pid).
+running() {
+  local f pid; f=$(pidfile "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null && grep -qE 'slurm|munge' "/proc/$pid/comm" 2>/dev/null
+}
 
 install() {
   if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
