@@ -7,7 +7,7 @@ export CGO_ENABLED := 0
 # slurmrun_fwdsig: read the inherited signal state from the runtime (see container/sigstate.go).
 TAGS    := slurmrun_fwdsig
 
-.PHONY: build test demo bench deps slurm vet clean
+.PHONY: build test demo bench deps slurm runtimes image vet clean
 
 build:
 	$(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/slurmrun ./cmd/slurmrun
@@ -21,13 +21,17 @@ deps:
 slurm:
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/slurm-local.sh start; else echo "not root: the Slurm tests will be skipped"; fi
 
+# runtimes makes crun usable here (root only; the container tests skip without it).
+runtimes:
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/crun-setup.sh; else echo "not root: the container tests will be skipped"; fi
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 
 # test runs every test: units, the fuzz seed corpora, and the integration
 # tests that run bin/slurmrun against real pytest, pip, git and processes.
-test: deps build vet slurm
+test: deps build vet slurm runtimes
 	$(GO) test -count=1 -timeout 15m ./...
 
 demo: build
@@ -35,6 +39,16 @@ demo: build
 
 bench: deps build slurm
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./cmd/slurmrun
+
+# image builds the Containerfile with podman, buildah or docker, whichever is
+# present. PREBUILT=1 adds bin/slurmrun instead of compiling in the build.
+BASE_IMAGE ?= nvcr.io/nvidia/tensorrt-llm/release:latest
+IMAGE      ?= localhost/slurmrun:$(VERSION)
+TARGET     := $(if $(PREBUILT),prebuilt,image)
+image: $(if $(PREBUILT),build)
+	@tool=$$(command -v podman || command -v buildah || command -v docker) || { echo "image: install podman, buildah or docker" >&2; exit 1; }; \
+	echo "$$tool build --target $(TARGET) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -f Containerfile ."; \
+	"$$tool" build --target $(TARGET) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -f Containerfile .
 
 clean:
 	rm -rf bin

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use for real:
 # Debian's python3 with pytest, venv (a real wheel is pip-installed into one),
-# git, tini (the benchmark's reference init) and unshare (PID-namespace tests). Does nothing when all are present.
+# git, tini (the benchmark's reference init), unshare (PID-namespace tests),
+# crun (OCI bundles) and podman (the image). Does nothing when all are present.
 set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
@@ -9,6 +10,8 @@ dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 command -v git >/dev/null || need+=(git)
 command -v tini >/dev/null || need+=(tini)
 command -v unshare >/dev/null || need+=(util-linux)
+command -v crun >/dev/null || need+=(crun)
+command -v podman >/dev/null || command -v buildah >/dev/null || need+=(podman)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "missing packages: ${need[*]}; run as root: apt-get install -y ${need[*]}" >&2

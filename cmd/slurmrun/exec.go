@@ -44,7 +44,7 @@ command does not exist and 126 when it cannot be executed.
 // parseExecArgs reads flags getopt-style, stopping at -- or the first
 // non-option, as tini does.
 func parseExecArgs(args []string, env func(string) (string, bool)) (*execOptions, error) {
-	o := &execOptions{remap: map[int]bool{}, verbosity: 1, grace: 20 * time.Second}
+	o := &execOptions{remap: map[int]bool{}, verbosity: 1, grace: defaultGrace()}
 	if v, ok := env("TINI_KILL_PROCESS_GROUP"); ok && v != "" {
 		o.group = true
 	}
@@ -187,4 +187,13 @@ func runExec(args []string, stdout, stderr *os.File) int {
 		return 0
 	}
 	return st.Code
+}
+
+// defaultGrace is SLURMRUN_GRACE when it is a valid duration, else 20 s
+// (below Slurm's default KillWait of 30 s).
+func defaultGrace() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SLURMRUN_GRACE")); err == nil && d > 0 {
+		return d
+	}
+	return 20 * time.Second
 }

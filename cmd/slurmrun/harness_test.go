@@ -216,7 +216,7 @@ type result struct {
 
 // start runs the binary with env in its own process group, bounded by a
 // timeout after which the whole group is killed.
-func start(t *testing.T, env map[string]string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+func start(t testing.TB, env map[string]string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	for k, v := range env {
@@ -236,7 +236,7 @@ func start(t *testing.T, env map[string]string, args ...string) (*exec.Cmd, *byt
 	return cmd, &stdout, &stderr
 }
 
-func wait(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
+func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
 	t.Helper()
 	err := cmd.Wait()
 	code := 0
@@ -248,14 +248,14 @@ func wait(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
 	return result{stdout.String(), stderr.String(), code}
 }
 
-func runBin(t *testing.T, env map[string]string, args ...string) result {
+func runBin(t testing.TB, env map[string]string, args ...string) result {
 	t.Helper()
 	cmd, o, e := start(t, env, args...)
 	return wait(t, cmd, o, e)
 }
 
 // readResult reads the rank's result file from the job workspace.
-func resultOf(t *testing.T, ws string, rank int) entrypoint.Result {
+func resultOf(t testing.TB, ws string, rank int) entrypoint.Result {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(ws, "slurmrun", fmt.Sprintf("result.job*.rank%d.json", rank)))
 	if len(matches) != 1 {
@@ -277,7 +277,7 @@ func lines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"),
 // mustContainInOrder checks that each want line appears in order, as a
 // whole line or at the end of one: a child killed by a signal can leave
 // its last line unterminated, and the Rank lines then follow on it.
-func mustContainInOrder(t *testing.T, out string, want ...string) {
+func mustContainInOrder(t testing.TB, out string, want ...string) {
 	t.Helper()
 	ls := lines(out)
 	i := 0

@@ -29,6 +29,8 @@ commands:
   run       run the per-rank slurm_run flow (the default)
   install   run only the install step (disaggregated stages' install srun)
   launch    run a disaggregated job's steps with srun: slurmrun launch [--dry-run] [--srun-args-file F] [-- SRUN_ARGS...]
+  spec      write an OCI config.json for the flow, or --check an existing bundle
+  oci-run   Slurm oci.conf RunTimeRun: per-task variables, then crun/runc run
   plan      print what run would do, and run nothing
   exec      supervise any command as its init: slurmrun exec [-s -g -p SIG -e CODE -v -w] -- CMD [ARGS...]
   demo      run the flow for two local ranks on a miniature TensorRT-LLM tree
@@ -52,6 +54,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	switch sub {
 	case "run", "install", "plan":
 		return runFlow(sub, args, stdout, stderr)
+	case "spec":
+		return runSpec(args, stdout, stderr)
+	case "oci-run":
+		return runOCI(args, stdout, stderr)
 	case "launch":
 		return runLaunch(args, stdout, stderr)
 	case "exec":

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runtimeUp skips unless crun can run containers here (root; `make test`
+// runs scripts/crun-setup.sh first).
+func runtimeUp(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("crun bundles need root here")
+	}
+	if _, err := exec.LookPath("crun"); err != nil {
+		if out, err := exec.Command("../../scripts/crun-setup.sh").CombinedOutput(); err != nil {
+			t.Fatalf("crun setup: %v\n%s", err, out)
+		}
+	}
+}
+
+// newBundle makes a bundle whose rootfs holds the static binary and reuses
+// the host's userland (/usr and /etc bound read-only), with the fixture
+// tree and the venv bound at their own paths, running args.
+func newBundle(t testing.TB, tr *tree, args ...string) string {
+	t.Helper()
+	b := filepath.Join(tr.dir, "bundle")
+	root := filepath.Join(b, "rootfs")
+	for _, d := range []string{"usr", "etc", "proc", "dev", "sys", "tmp"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	for _, l := range []string{"bin", "lib", "lib64", "sbin"} {
+		os.Symlink("usr/"+l, filepath.Join(root, l))
+	}
+	data, _ := os.ReadFile(binary)
+	os.WriteFile(filepath.Join(root, "slurmrun"), data, 0o755)
+	venvRoot := filepath.Dir(venvBin)
+	specArgs := []string{"spec", "--bundle", b, "--shm-size", "2g", "--bind", "/usr:/usr:ro", "--bind", "/etc:/etc:ro",
+		"--bind", venvRoot, "--bind", tr.dir, "--"}
+	r := runBin(t, tr.env, append(specArgs, args...)...)
+	if r.code != 0 {
+		t.Fatalf("slurmrun spec: %d\n%s", r.code, r.stderr)
+	}
+	return b
+}
+
+func TestCrunRunsTheFlowInABundle(t *testing.T) {
+	runtimeUp(t)
+	for _, tc := range []struct {
+		selection string
+		want      int
+	}{{"test_demo.py", 0}, {"test_cases.py::test_fail", 1}} {
+		tr := newTree(t)
+		tr.env["pytestCommand"] = tr.pytest(tc.selection)
+		if tc.want != 0 {
+			tr.env["perfMode"] = "false"
+		}
+		b := newBundle(t, tr, "/slurmrun", "run")
+		id := "slurmrun-test-" + filepath.Base(filepath.Dir(tr.dir))
+		cmd := exec.Command("crun", "run", "--bundle", b, id)
+		out, err := cmd.CombinedOutput()
+		defer exec.Command("crun", "delete", "--force", id).Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.want {
+			t.Fatalf("crun run: exit code %d, want %d\n%s", code, tc.want, out)
+		}
+		mustContainInOrder(t, string(out), "Rank0 Final Slurm run finished execution with exit code "+map[int]string{0: "0", 1: "1"}[tc.want])
+		res := resultOf(t, tr.ws, 0)
+		if res.Final != tc.want {
+			t.Errorf("result file final %d", res.Final)
+		}
+		if tc.want == 0 {
+			t.Logf("crun run of %s:\n%s", b, lastLines(string(out), 4))
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	ls := lines(s)
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func TestSpecCheck(t *testing.T) {
+	tr := newTree(t)
+	b := newBundle(t, tr, "/slurmrun", "run")
+	r := runBin(t, tr.env, "spec", "--check", b)
+	if r.code != 0 || !strings.Contains(r.stdout, "the flow has what it needs") {
+		t.Fatalf("good bundle: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// What a hand-made bundle typically lacks.
+	var spec map[string]any
+	data, _ := os.ReadFile(filepath.Join(b, "config.json"))
+	json.Unmarshal(data, &spec)
+	proc := spec["process"].(map[string]any)
+	proc["env"] = []string{"PATH=/usr/bin"}
+	proc["args"] = []string{"/usr/bin/pytest"}
+	proc["rlimits"] = nil
+	spec["mounts"] = []any{}
+	data, _ = json.Marshal(spec)
+	os.WriteFile(filepath.Join(b, "config.json"), data, 0o644)
+	r = runBin(t, tr.env, "spec", "--check", b)
+	if r.code != 1 {
+		t.Fatalf("bad bundle: exit code %d\n%s", r.code, r.stdout)
+	}
+	for _, want := range []string{"problem: process.env: resourcePathNode is not set", "problem: process.env: pytestCommand is not set",
+		"warning: process.args", "warning: mounts: no /dev/shm", "warning: rlimits: RLIMIT_MEMLOCK"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// ociConf points Slurm's OCI containers at slurmrun oci-run (read per step).
+func ociConf(t testing.TB) {
+	t.Helper()
+	conf := `RunTimeRun="` + binary + ` oci-run --bundle %b --id %n.%u.%j.%s.%t --node %n --task %t"
+RunTimeQuery="crun --root=/run/crun-slurm state %n.%u.%j.%s.%t"
+RunTimeKill="crun --root=/run/crun-slurm kill -a %n.%u.%j.%s.%t"
+RunTimeDelete="crun --root=/run/crun-slurm delete --force %n.%u.%j.%s.%t"
+`
+	if err := os.WriteFile("/etc/slurm/oci.conf", []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two nodes, one task each, in Slurm's own OCI containers: each rank gets
+// its SLURM_PROCID from oci-run and writes its result file.
+func TestSlurmContainerTwoNodes(t *testing.T) {
+	slurmUp(t)
+	runtimeUp(t)
+	ociConf(t)
+	tr := newTree(t)
+	// Slurm sets these for the job; the tree's stand-ins would confuse srun.
+	for _, k := range []string{"SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NUM_NODES"} {
+		delete(tr.env, k)
+	}
+	// A two-node job keeps the Slurm variables: the single-node test does not apply.
+	tr.env["pytestCommand"] = tr.pytest("test_demo.py", "-k", "'not single_node'")
+	b := newBundle(t, tr, "/slurmrun", "run")
+	cmd := exec.Command("timeout", "120", "srun", "-N2", "--ntasks-per-node=1", "--container="+b, "/slurmrun", "run")
+	for k, v := range tr.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("srun --container: %v\n%s", err, out)
+	}
+	for rank := 0; rank < 2; rank++ {
+		res := resultOf(t, tr.ws, rank)
+		if res.Final != 0 || res.Rank != rank {
+			t.Errorf("rank %d: %+v", rank, res)
+		}
+	}
+	mustContainInOrder(t, string(out), "Rank1 Final Slurm run finished execution with exit code 0")
+	mustContainInOrder(t, string(out), "Rank0 Final Slurm run finished execution with exit code 0")
+	t.Logf("srun --container output (tail):\n%s", lastLines(string(out), 3))
+}
+
+func TestSlurmContainerCancelled(t *testing.T) {
+	slurmUp(t)
+	runtimeUp(t)
+	ociConf(t)
+	tr := newTree(t)
+	for _, k := range []string{"SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NUM_NODES"} {
+		delete(tr.env, k)
+	}
+	mark := filepath.Join(tr.dir, "sleeping")
+	tr.env["SLEEP_MARK"] = mark
+	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
+	b := newBundle(t, tr, "/slurmrun", "run")
+	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
+	id := j.submitScript(t, "srun -N2 --ntasks-per-node=1 --container="+b+" /slurmrun run")
+	if !waitFile(mark, time.Minute) {
+		log, _ := os.ReadFile(filepath.Join(tr.ws, "job-output.log"))
+		t.Fatalf("pytest never started sleeping\n%s", log)
+	}
+	time.Sleep(500 * time.Millisecond)
+	exec.Command("scancel", id).Run()
+	waitJob(t, id, time.Minute)
+	for rank := 0; rank < 2; rank++ {
+		res := resultOf(t, tr.ws, rank)
+		if res.Final != 143 || res.Signal != "terminated" {
+			t.Errorf("rank %d: final %d signal %q", rank, res.Final, res.Signal)
+		}
+	}
+	out, _ := exec.Command("crun", "--root=/run/crun-slurm", "list", "-q").Output()
+	if strings.Contains(string(out), "."+id+".") {
+		t.Errorf("containers left: %s", out)
+	}
+}

@@ -1,0 +1,308 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// SpecOptions describe an OCI bundle that runs the flow.
+type SpecOptions struct {
+	Args     []string // the container's command, e.g. [/usr/local/bin/slurmrun run]
+	Env      []string // the job's environment
+	Cwd      string
+	Binds    []Bind // host directories the job needs, e.g. jobWorkspace and resourcePathNode
+	ShmBytes int64  // size of /dev/shm; NCCL and PyTorch's shared memory need far more than 64 MB
+	Terminal bool
+	Hostname string
+	// NvidiaHook is nvidia-container-runtime-hook's path, or empty.
+	NvidiaHook string
+}
+
+// Bind is a bind mount.
+type Bind struct {
+	Source, Destination string
+	ReadOnly            bool
+}
+
+// ParseBind reads SRC[:DST][:ro].
+func ParseBind(s string) (Bind, error) {
+	parts := strings.Split(s, ":")
+	b := Bind{Source: parts[0], Destination: parts[0]}
+	switch {
+	case len(parts) == 2 && parts[1] == "ro":
+		b.ReadOnly = true
+	case len(parts) >= 2:
+		b.Destination = parts[1]
+		if len(parts) == 3 && parts[2] == "ro" {
+			b.ReadOnly = true
+		} else if len(parts) > 2 {
+			return Bind{}, fmt.Errorf("bind %q: want SRC[:DST][:ro]", s)
+		}
+	}
+	if !filepath.IsAbs(b.Source) || !filepath.IsAbs(b.Destination) {
+		return Bind{}, fmt.Errorf("bind %q: paths must be absolute", s)
+	}
+	return b, nil
+}
+
+// Rlimits LLM jobs need: pinned memory for NCCL and the CUDA IPC paths
+// (memlock unlimited), a large stack, many open files. Each is capped at
+// the caller's own hard limit, since raising a hard limit needs a privilege
+// the runtime may not have.
+func jobRlimits() []specs.POSIXRlimit {
+	want := []struct {
+		name     string
+		resource int
+		value    uint64
+	}{
+		{"RLIMIT_MEMLOCK", unix.RLIMIT_MEMLOCK, unix.RLIM_INFINITY},
+		{"RLIMIT_STACK", unix.RLIMIT_STACK, 64 << 20},
+		{"RLIMIT_NOFILE", unix.RLIMIT_NOFILE, 1 << 20},
+	}
+	var out []specs.POSIXRlimit
+	for _, w := range want {
+		v := w.value
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(w.resource, &cur); err == nil && cur.Max < v {
+			v = cur.Max
+		}
+		out = append(out, specs.POSIXRlimit{Type: w.name, Hard: v, Soft: v})
+	}
+	return out
+}
+
+// SpecVersion is the ociVersion written: every field NewSpec sets exists in
+// runtime-spec 1.0.2, and runtimes still deployed (crun 1.8 in Debian 12)
+// refuse the library's newer version string.
+const SpecVersion = "1.0.2"
+
+// NewSpec builds the OCI runtime configuration for the flow.
+func NewSpec(o SpecOptions) *specs.Spec {
+	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.FormatInt(o.ShmBytes, 10)}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+	}
+	for _, b := range o.Binds {
+		opts := []string{"rbind", "rprivate"}
+		if b.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		mounts = append(mounts, specs.Mount{Destination: b.Destination, Type: "bind", Source: b.Source, Options: opts})
+	}
+	cwd := o.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	s := &specs.Spec{
+		Version:  SpecVersion,
+		Hostname: o.Hostname,
+		Root:     &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{
+			Terminal: o.Terminal,
+			User:     specs.User{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())},
+			Args:     o.Args,
+			Env:      o.Env,
+			Cwd:      cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+			Rlimits:         jobRlimits(),
+			NoNewPrivileges: true,
+		},
+		Mounts: mounts,
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}},
+			MaskedPaths: []string{"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+				"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"},
+			ReadonlyPaths: []string{"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	if o.Hostname == "" {
+		// Without a hostname of its own the UTS namespace would be empty-named.
+		s.Hostname, _ = os.Hostname()
+	}
+	if o.NvidiaHook != "" {
+		// What NVIDIA's own runtime wrapper injects: the legacy prestart hook.
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: o.NvidiaHook, Args: []string{filepath.Base(o.NvidiaHook), "prestart"}}}}
+	}
+	return s
+}
+
+// FindNvidiaHook returns nvidia-container-runtime-hook's path when installed.
+func FindNvidiaHook() string {
+	p, err := exec.LookPath("nvidia-container-runtime-hook")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// ReadSpec reads BUNDLE/config.json.
+func ReadSpec(bundle string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s/config.json: %w", bundle, err)
+	}
+	return &s, nil
+}
+
+// WriteSpec writes DIR/config.json through a temporary name.
+func WriteSpec(dir string, s *specs.Spec) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".config.json.tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(append(data, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, "config.json"))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s/config.json: %w", dir, err)
+	}
+	return nil
+}
+
+// Finding is one thing a bundle lacks for the flow.
+type Finding struct {
+	Problem bool // false: a warning
+	Text    string
+}
+
+// CheckSpec says what the flow would miss in a bundle.
+func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
+	var out []Finding
+	problem := func(format string, args ...any) { out = append(out, Finding{true, fmt.Sprintf(format, args...)}) }
+	warn := func(format string, args ...any) { out = append(out, Finding{false, fmt.Sprintf(format, args...)}) }
+	if s.Process == nil {
+		problem("process: missing")
+		return out
+	}
+	root := ""
+	if s.Root != nil {
+		root = s.Root.Path
+		if !filepath.IsAbs(root) {
+			root = filepath.Join(bundle, root)
+		}
+		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+			problem("root.path %s: not a directory", root)
+		}
+	}
+	if len(s.Process.Args) == 0 {
+		problem("process.args: empty")
+	} else if !strings.Contains(strings.Join(s.Process.Args, " "), "slurmrun") {
+		warn("process.args %q do not run slurmrun: nothing reaps, forwards signals or writes the result file", s.Process.Args)
+	} else if root != "" && filepath.IsAbs(s.Process.Args[0]) {
+		if _, err := os.Stat(filepath.Join(root, s.Process.Args[0])); err != nil {
+			problem("process.args[0] %s: not in the rootfs", s.Process.Args[0])
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range s.Process.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for _, name := range required {
+		if env[name] == "" {
+			problem("process.env: %s is not set", name)
+		}
+	}
+	mounted := func(path string) bool {
+		for _, m := range s.Mounts {
+			if path == m.Destination || strings.HasPrefix(path, strings.TrimSuffix(m.Destination, "/")+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range []string{"jobWorkspace", "resourcePathNode"} {
+		if p := env[name]; p != "" && !mounted(p) {
+			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+				problem("mounts: %s=%s is neither mounted nor in the rootfs", name, p)
+			}
+		}
+	}
+	shm := false
+	for _, m := range s.Mounts {
+		if m.Destination != "/dev/shm" {
+			continue
+		}
+		shm = true
+		for _, o := range m.Options {
+			if v, ok := strings.CutPrefix(o, "size="); ok {
+				if n, ok := ParseSize(v); ok && n < 1<<30 {
+					warn("/dev/shm is %s: NCCL and PyTorch data loaders want gigabytes", v)
+				}
+			}
+		}
+	}
+	if !shm {
+		warn("mounts: no /dev/shm of its own (the runtime default is 64 MB)")
+	}
+	limits := map[string]uint64{}
+	for _, r := range s.Process.Rlimits {
+		limits[r.Type] = r.Soft
+	}
+	if v, ok := limits["RLIMIT_MEMLOCK"]; !ok || v != unix.RLIM_INFINITY {
+		warn("rlimits: RLIMIT_MEMLOCK is not unlimited (pinned memory for NCCL)")
+	}
+	if v := limits["RLIMIT_NOFILE"]; v < 65536 {
+		warn("rlimits: RLIMIT_NOFILE %d is below 65536", v)
+	}
+	if s.Process.Terminal {
+		warn("process.terminal is true: Slurm forces it off, and a runtime without a terminal to hand fails")
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Problem && !out[j].Problem })
+	return out
+}
+
+// ParseSize reads a size as tmpfs takes it: bytes, or with k, m or g.
+func ParseSize(v string) (int64, bool) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "k"), strings.HasSuffix(v, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(v, "m"), strings.HasSuffix(v, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(v, "g"), strings.HasSuffix(v, "G"):
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n * mult, true
+}
