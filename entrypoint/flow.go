@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/container"
 )
@@ -128,6 +129,15 @@ func (f *Flow) Run(ctx context.Context) int {
 		}
 	}
 	final := f.codes.Final()
+	if f.codes.Pytest != nil && killedByTermination(*f.codes.Pytest) && ctx.Err() == nil {
+		// Slurm (proctrack, crun kill -a) signals every process of the step
+		// at once: pytest can be gone before slurmrun's own SIGTERM is
+		// handled. Give it a moment, so the record says what ended the run.
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	if sig := container.TerminatingSignal(ctx); sig != 0 {
 		f.result.Signal = sig.String()
 		if final == 0 && f.codes.Pytest == nil {
@@ -143,6 +153,11 @@ func (f *Flow) Run(ctx context.Context) int {
 		f.log.WithField("path", path).Info("result file written")
 	}
 	return final
+}
+
+// killedByTermination reports whether code is 128+SIGTERM, SIGINT or SIGHUP.
+func killedByTermination(code int) bool {
+	return code == 128+int(unix.SIGTERM) || code == 128+int(unix.SIGINT) || code == 128+int(unix.SIGHUP)
 }
 
 func codeOf(err error) int {

@@ -204,7 +204,8 @@ func TestLaunchCancelled(t *testing.T) {
 	j.env["ROLE_BENCH_SECONDS"] = "120"
 	id := j.submit(t)
 	if !waitFile(filepath.Join(j.out, "benchmark_started"), time.Minute) {
-		t.Fatal("the benchmark never started")
+		log, _ := os.ReadFile(filepath.Join(j.tr.ws, "job-output.log"))
+		t.Fatalf("the benchmark never started; job log:\n%s", log)
 	}
 	time.Sleep(300 * time.Millisecond)
 	exec.Command("scancel", id).Run()
