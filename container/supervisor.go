@@ -5,6 +5,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -275,4 +276,17 @@ func (s *Supervisor) RunContext(ctx context.Context, cmd *exec.Cmd, grace time.D
 	}
 	_ = p.Signal(unix.SIGKILL)
 	return <-exited, context.Cause(ctx)
+}
+
+// Output runs cmd like RunContext and returns what it wrote to stdout. Every
+// command slurmrun runs while it reaps must go through the Supervisor:
+// os/exec's own Wait would find the status already taken.
+func (s *Supervisor) Output(ctx context.Context, cmd *exec.Cmd, grace time.Duration) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	st, err := s.RunContext(ctx, cmd, grace)
+	if err == nil && st.Code != 0 {
+		err = fmt.Errorf("%s: %s", cmd.Args[0], st)
+	}
+	return out.Bytes(), err
 }

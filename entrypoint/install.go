@@ -146,14 +146,14 @@ func (f *Flow) gpuInfo(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	var out bytes.Buffer
 	cmd := exec.Command("nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader")
-	cmd.Env, cmd.Stdout, cmd.Stderr = f.env.List(), &out, f.stderr
-	if st, err := f.sup.RunContext(ctx, cmd, f.cfg.Grace); err != nil || st.Code != 0 {
-		return "", stepFailed(max(st.Code, 1), "nvidia-smi --query-gpu=uuid: %v %s", err, st)
+	cmd.Env, cmd.Stderr = f.env.List(), f.stderr
+	out, err := f.sup.Output(ctx, cmd, f.cfg.Grace)
+	if err != nil {
+		return "", stepFailed(1, "nvidia-smi --query-gpu=uuid: %w", err)
 	}
 	var b strings.Builder
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		if u := strings.TrimSpace(sc.Text()); u != "" {
 			b.WriteString(u + ",")

@@ -122,9 +122,10 @@ func NewLauncher(cfg *LaunchConfig, srunArgs, environ []string, log *logrus.Entr
 	return &Launcher{cfg: cfg, srunArgs: srunArgs, environ: environ, log: log, sup: sup, stdout: stdout}
 }
 
-// Hostnames expands a Slurm node list with `scontrol show hostnames`.
-func Hostnames(ctx context.Context, nodeList string) ([]string, error) {
-	out, err := exec.CommandContext(ctx, "scontrol", "show", "hostnames", nodeList).Output()
+// Hostnames expands a Slurm node list with `scontrol show hostnames`, run
+// by sup.
+func Hostnames(ctx context.Context, sup *container.Supervisor, nodeList string) ([]string, error) {
+	out, err := sup.Output(ctx, exec.Command("scontrol", "show", "hostnames", nodeList), time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("scontrol show hostnames %s: %w", nodeList, err)
 	}
@@ -216,7 +217,7 @@ func firstNonEmpty(vs ...string) string {
 
 // DryRun prints each srun command line launch would run.
 func (l *Launcher) DryRun(ctx context.Context) error {
-	nodes, err := Hostnames(ctx, l.cfg.NodeList)
+	nodes, err := Hostnames(ctx, l.sup, l.cfg.NodeList)
 	if err != nil {
 		return err
 	}
@@ -325,13 +326,13 @@ func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
 }
 
 func (l *Launcher) scancelStep(role string) {
-	out, err := exec.Command("squeue", "-h", "-s", "-j", l.cfg.JobID, "-o", "%i %j").Output()
+	out, err := l.sup.Output(context.Background(), exec.Command("squeue", "-h", "-s", "-j", l.cfg.JobID, "-o", "%i %j"), time.Second)
 	if err != nil {
 		return
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if id, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == role {
-			_ = exec.Command("scancel", "--signal=KILL", id).Run()
+			_, _ = l.sup.Output(context.Background(), exec.Command("scancel", "--signal=KILL", id), time.Second)
 		}
 	}
 }
@@ -355,7 +356,7 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 		}
 		l.summarize(runs, code)
 	}()
-	nodes, err := Hostnames(ctx, c.NodeList)
+	nodes, err := Hostnames(ctx, l.sup, c.NodeList)
 	if err != nil {
 		firstFailure = err.Error()
 		return 1

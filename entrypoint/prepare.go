@@ -133,6 +133,7 @@ func (f *Flow) WheelLocation(ctx context.Context) (string, error) {
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(f.cfg.Python, "-c", locateScript)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = f.env.List(), f.cfg.ResourcePathNode, &out, &errOut
+	// Not Output: the interpreter's error text explains a failure.
 	st, err := f.sup.RunContext(ctx, cmd, time.Second)
 	if err != nil {
 		return "", stepFailed(st.Code, "%s -c <find tensorrt_llm>: %w", f.cfg.Python, err)

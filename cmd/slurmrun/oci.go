@@ -141,15 +141,15 @@ func runOCI(args []string, stdout, stderr *os.File) int {
 	log := logrus.New()
 	log.SetOutput(stderr)
 	entry := logrus.NewEntry(log).WithField("container", *id)
-	hostnames := func(list string) ([]string, error) { return entrypoint.Hostnames(context.Background(), list) }
+	sup := container.NewSupervisor(entry, container.Options{SignalPidOnly: true})
+	defer sup.Close()
+	hostnames := func(list string) ([]string, error) { return entrypoint.Hostnames(context.Background(), sup, list) }
 	dir, err := container.TaskBundle(*bundle, *stateDir, *id, container.TaskIdentity{Node: *node, LocalTask: *task}, hostnames)
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun oci-run: %v\n", err)
 		return 1
 	}
 	defer container.RemoveTaskBundle(dir)
-	sup := container.NewSupervisor(entry, container.Options{SignalPidOnly: true})
-	defer sup.Close()
 	_, stop := sup.ForwardSignals(context.Background(), defaultGrace())
 	defer stop()
 	cmd := exec.Command(*runtime, "--root="+*root, "run", "--bundle", dir, *id)
