@@ -136,9 +136,8 @@ RunTimeDelete="crun --root=/run/crun-slurm delete --force %n.%u.%j.%s.%t"
 	}
 }
 
-// Two nodes, one task each, in Slurm's own OCI containers: each rank gets
-// its SLURM_PROCID from oci-run and writes its result file.
-func TestSlurmContainerTwoNodes(t *testing.T) {
+// slurmContainerTree is a fixture for jobs in Slurm's OCI containers.
+func slurmContainerTree(t *testing.T) *tree {
 	slurmUp(t)
 	runtimeUp(t)
 	ociConf(t)
@@ -147,6 +146,13 @@ func TestSlurmContainerTwoNodes(t *testing.T) {
 	for _, k := range []string{"SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NUM_NODES"} {
 		delete(tr.env, k)
 	}
+	return tr
+}
+
+// Two nodes, one task each, in Slurm's own OCI containers: each rank gets
+// its SLURM_PROCID from oci-run and writes its result file.
+func TestSlurmContainerTwoNodes(t *testing.T) {
+	tr := slurmContainerTree(t)
 	// A two-node job keeps the Slurm variables: the single-node test does not apply.
 	tr.env["pytestCommand"] = tr.pytest("test_demo.py", "-k", "'not single_node'")
 	b := newBundle(t, tr, "/slurmrun", "run")
@@ -170,13 +176,7 @@ func TestSlurmContainerTwoNodes(t *testing.T) {
 }
 
 func TestSlurmContainerCancelled(t *testing.T) {
-	slurmUp(t)
-	runtimeUp(t)
-	ociConf(t)
-	tr := newTree(t)
-	for _, k := range []string{"SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NUM_NODES"} {
-		delete(tr.env, k)
-	}
+	tr := slurmContainerTree(t)
 	mark := filepath.Join(tr.dir, "sleeping")
 	tr.env["SLEEP_MARK"] = mark
 	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
