@@ -38,8 +38,9 @@ type Flow struct {
 // Step is one named piece of the flow.
 type Step struct {
 	Name string
-	// Tail steps run after pytest; they run whatever came before (the seed's
-	// intended `set +e` semantics, F1).
+	// Tail steps come after pytest: their failure does not stop the flow
+	// (the seed's intended `set +e` semantics, F1). A failing step before
+	// pytest skips every later step, the tail included.
 	Tail bool
 	Run  func(ctx context.Context, f *Flow) error
 	// Skip says why the step does not apply to this rank, or "".
@@ -95,7 +96,7 @@ func (f *Flow) Run(ctx context.Context) int {
 	for _, st := range Steps {
 		rec := f.result.begin(st.Name)
 		switch {
-		case failed && !st.Tail, failed && st.Name == "pytest":
+		case failed:
 			rec.skip("an earlier step failed")
 			continue
 		case ctx.Err() != nil:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -145,7 +146,7 @@ func runDemo(args []string, stdout, stderr *os.File) int {
 }
 
 // entrypointGrace bounds how long the demo's ranks get after a ^C.
-const entrypointGrace = 10e9
+const entrypointGrace = 10 * time.Second
 
 func readResult(dir string, rank int) (*entrypoint.Result, error) {
 	matches, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("result.job*.rank%d.json", rank)))
