@@ -17,7 +17,8 @@ running() {
   local f pid; f=$(pidfile "$1")
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null && grep -qE 'slurm|munge' "/proc/$pid/comm" 2>/dev/null
+  kill -0 "$pid" 2>/dev/null && grep -qE 'slurm|munge' "/proc/$pid/comm" 2>/dev/null &&
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
 install() {
@@ -82,7 +83,9 @@ start() {
   configure
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     runuser -u munge -- /usr/sbin/munged --force
-    echo "$(pgrep -u munge -x munged | head -1)" >"$(pidfile munged)"
+    # munged forks into the background: record the daemon, not the starter.
+    sleep 0.2
+    pgrep -u munge -x munged | tail -1 >"$(pidfile munged)"
   fi
   start_daemon slurmctld /usr/sbin/slurmctld -D -i -f "$conf"
   sleep 0.5
