@@ -108,11 +108,13 @@ start() {
 
 stop() {
   for d in node1 node2 slurmctld munged; do
-    local f; f=$(pidfile "$d")
-    if [ -f "$f" ]; then
-      kill "$(cat "$f")" 2>/dev/null || true
-      rm -f "$f"
-    fi
+    running "$d" || { rm -f "$(pidfile "$d")"; continue; }
+    local pid; pid=$(cat "$(pidfile "$d")")
+    kill "$pid" 2>/dev/null || true
+    # Wait for it to go (10 s), then kill it: a restart must not meet it.
+    for _ in $(seq 1 100); do running "$d" || break; sleep 0.1; done
+    running "$d" && kill -9 "$pid" 2>/dev/null
+    rm -f "$(pidfile "$d")"
   done
 }
 
