@@ -72,20 +72,11 @@ func TestStatusNeverLostToReaper(t *testing.T) {
 	wg.Wait()
 }
 
-func zombiesOf(pid int) []string {
-	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(data)
-		rest := s[strings.LastIndexByte(s, ')')+2:]
-		f := strings.Fields(rest)
-		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(pid) {
-			out = append(out, e.Name())
+func zombiesOf(pid int) []int {
+	var out []int
+	for p, info := range processTable() {
+		if info.zombie && info.ppid == pid {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -11,17 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Descendants returns the live (non-zombie) processes below pid: children,
-// their children, and so on. Orphans that reparented to a subreaper are its
-// children like any other, and setsid does not take a process out of the
-// tree, so both are found.
-func Descendants(pid int) []int {
+// process is one row of the process table.
+type process struct {
+	ppid   int
+	zombie bool
+}
+
+// processTable reads every process's parent and whether it is a zombie.
+func processTable() map[int]process {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	children := make(map[int][]int)
-	zombie := make(map[int]bool)
+	table := make(map[int]process, len(entries))
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -41,8 +43,20 @@ func Descendants(pid int) []int {
 			continue
 		}
 		ppid, _ := strconv.Atoi(string(fields[1]))
-		children[ppid] = append(children[ppid], p)
-		zombie[p] = string(fields[0]) == "Z"
+		table[p] = process{ppid: ppid, zombie: string(fields[0]) == "Z"}
+	}
+	return table
+}
+
+// Descendants returns the live (non-zombie) processes below pid: children,
+// their children, and so on. Orphans that reparented to a subreaper are its
+// children like any other, and setsid does not take a process out of the
+// tree, so both are found.
+func Descendants(pid int) []int {
+	table := processTable()
+	children := make(map[int][]int)
+	for p, info := range table {
+		children[info.ppid] = append(children[info.ppid], p)
 	}
 	var out []int
 	queue := []int{pid}
@@ -51,7 +65,7 @@ func Descendants(pid int) []int {
 		queue = queue[1:]
 		for _, c := range children[p] {
 			queue = append(queue, c)
-			if !zombie[c] {
+			if !table[c].zombie {
 				out = append(out, c)
 			}
 		}

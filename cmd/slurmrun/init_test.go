@@ -14,6 +14,8 @@ import (
 
 	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
+
+	"github.com/slurmrun/slurmrun/container"
 )
 
 // helper is a Python program the init tests supervise.
@@ -260,7 +262,7 @@ func TestForwardsSigtermAsPID1(t *testing.T) {
 	waitFor(t, out, "ready", 10*time.Second)
 	// The namespace's PID 1 is unshare's child, the inner slurmrun.
 	var inner int
-	for _, p := range descendantsOf(cmd.Process.Pid) {
+	for _, p := range container.Descendants(cmd.Process.Pid) {
 		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) == "slurmrun" {
 			inner = p
 		}
@@ -278,25 +280,6 @@ func TestForwardsSigtermAsPID1(t *testing.T) {
 	if r.code != 137 {
 		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
 	}
-}
-
-func descendantsOf(pid int) []int {
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
-		for _, task := range tasks {
-			data, _ := os.ReadFile(task)
-			for _, f := range strings.Fields(string(data)) {
-				c, _ := strconv.Atoi(f)
-				out = append(out, c)
-				queue = append(queue, c)
-			}
-		}
-	}
-	return out
 }
 
 // The child starts with the signal mask and ignored dispositions slurmrun

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/container"
 )
 
 func TestPassingRun(t *testing.T) {
@@ -294,7 +296,7 @@ func TestSigtermKeepsTheRecord(t *testing.T) {
 		}
 		targets := []int{cmd.Process.Pid}
 		if everyProcess {
-			targets = append(targets, descendantsOf(cmd.Process.Pid)...)
+			targets = append(targets, container.Descendants(cmd.Process.Pid)...)
 		}
 		for _, pid := range targets {
 			syscall.Kill(pid, syscall.SIGCONT)
