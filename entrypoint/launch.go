@@ -490,9 +490,8 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 		}
 		files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, r.Role)))
 		for _, f := range files {
-			data, err := os.ReadFile(f)
-			var res Result
-			if err != nil || json.Unmarshal(data, &res) != nil {
+			res, err := ReadResult(f)
+			if err != nil {
 				continue
 			}
 			row.Ranks++

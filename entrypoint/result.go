@@ -73,6 +73,19 @@ func (r *Result) FileName() string {
 	return fmt.Sprintf("result.job%s%s.%s.rank%d.json", r.JobID, step, r.Role, r.Rank)
 }
 
+// ReadResult reads a result file.
+func ReadResult(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("result file %s: %w", path, err)
+	}
+	return &r, nil
+}
+
 func (r *Result) write(dir string) (string, error) {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {

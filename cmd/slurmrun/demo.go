@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -153,12 +152,7 @@ func readResult(dir string, rank int) (*entrypoint.Result, error) {
 	if len(matches) == 0 {
 		return nil, fmt.Errorf("none in %s", dir)
 	}
-	data, err := os.ReadFile(matches[len(matches)-1])
-	if err != nil {
-		return nil, err
-	}
-	var res entrypoint.Result
-	return &res, json.Unmarshal(data, &res)
+	return entrypoint.ReadResult(matches[len(matches)-1])
 }
 
 // findPytest returns the first python3 that can import pytest.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/entrypoint"
 )
 
 // execOptions are tini's flags, where they make sense for slurmrun.
@@ -150,10 +151,9 @@ func runExec(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "slurmrun exec: %v\n\n%s", err, execUsage)
 		return 2
 	}
-	log := logrus.New()
-	log.SetOutput(stderr)
-	log.SetLevel([]logrus.Level{logrus.ErrorLevel, logrus.WarnLevel, logrus.InfoLevel, logrus.DebugLevel, logrus.TraceLevel}[min(max(o.verbosity, 0), 4)])
-	entry := logrus.NewEntry(log)
+	// tini's verbosity: 0 errors only, 1 warnings (the default), then info, debug, trace.
+	level := []logrus.Level{logrus.ErrorLevel, logrus.WarnLevel, logrus.InfoLevel, logrus.DebugLevel, logrus.TraceLevel}[min(max(o.verbosity, 0), 4)]
+	entry := newLogger(entrypoint.LogLevel(level), "text", stderr)
 	if o.pdeathsig != 0 {
 		parent := os.Getppid()
 		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(o.pdeathsig), 0, 0, 0); err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -261,15 +260,11 @@ func resultOf(t testing.TB, ws string, rank int) entrypoint.Result {
 	if len(matches) != 1 {
 		t.Fatalf("want one result file for rank %d, found %q", rank, matches)
 	}
-	data, err := os.ReadFile(matches[0])
+	r, err := entrypoint.ReadResult(matches[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r entrypoint.Result
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return *r
 }
 
 func lines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") }

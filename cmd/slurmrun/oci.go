@@ -138,9 +138,7 @@ func runOCI(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintln(stderr, "slurmrun oci-run: --bundle, --id and --node are required")
 		return 2
 	}
-	log := logrus.New()
-	log.SetOutput(stderr)
-	entry := logrus.NewEntry(log).WithField("container", *id)
+	entry := newLogger(entrypoint.LogLevel(logrus.InfoLevel), "text", stderr).WithField("container", *id)
 	sup := container.NewSupervisor(entry, container.Options{SignalPidOnly: true})
 	defer sup.Close()
 	hostnames := func(list string) ([]string, error) { return entrypoint.Hostnames(context.Background(), sup, list) }
