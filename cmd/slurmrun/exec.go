@@ -45,7 +45,11 @@ command does not exist and 126 when it cannot be executed.
 // parseExecArgs reads flags getopt-style, stopping at -- or the first
 // non-option, as tini does.
 func parseExecArgs(args []string, env func(string) (string, bool)) (*execOptions, error) {
-	o := &execOptions{remap: map[int]bool{}, verbosity: 1, grace: defaultGrace()}
+	grace, err := envGrace(env)
+	if err != nil {
+		return nil, err
+	}
+	o := &execOptions{remap: map[int]bool{}, verbosity: 1, grace: grace}
 	if v, ok := env("TINI_KILL_PROCESS_GROUP"); ok && v != "" {
 		o.group = true
 	}
@@ -55,13 +59,6 @@ func parseExecArgs(args []string, env func(string) (string, bool)) (*execOptions
 			return nil, fmt.Errorf("TINI_VERBOSITY=%q: want a number", v)
 		}
 		o.verbosity = n
-	}
-	if v, ok := env("SLURMRUN_GRACE"); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("SLURMRUN_GRACE=%q: want a positive duration such as 30s", v)
-		}
-		o.grace = d
 	}
 	i := 0
 	for ; i < len(args); i++ {
@@ -189,11 +186,18 @@ func runExec(args []string, stdout, stderr *os.File) int {
 	return st.Code
 }
 
-// defaultGrace is SLURMRUN_GRACE when it is a valid duration, else 20 s
-// (below Slurm's default KillWait of 30 s).
-func defaultGrace() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("SLURMRUN_GRACE")); err == nil && d > 0 {
-		return d
+// defaultGrace is below Slurm's default KillWait of 30 s.
+const defaultGrace = 20 * time.Second
+
+// envGrace reads SLURMRUN_GRACE through env; unset, it is defaultGrace.
+func envGrace(env func(string) (string, bool)) (time.Duration, error) {
+	v, ok := env("SLURMRUN_GRACE")
+	if !ok {
+		return defaultGrace, nil
 	}
-	return 20 * time.Second
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("SLURMRUN_GRACE=%q: want a positive duration such as 30s", v)
+	}
+	return d, nil
 }

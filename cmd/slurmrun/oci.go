@@ -148,7 +148,12 @@ func runOCI(args []string, stdout, stderr *os.File) int {
 		return 1
 	}
 	defer container.RemoveTaskBundle(dir)
-	_, stop := sup.ForwardSignals(context.Background(), defaultGrace())
+	grace, err := envGrace(os.LookupEnv)
+	if err != nil {
+		entry.WithError(err).Warnf("using a grace period of %s", defaultGrace)
+		grace = defaultGrace
+	}
+	_, stop := sup.ForwardSignals(context.Background(), grace)
 	defer stop()
 	cmd := exec.Command(*runtime, "--root="+*root, "run", "--bundle", dir, *id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
