@@ -21,7 +21,7 @@ type Terminal struct {
 	in      *os.File
 	out     *os.File
 	con     console.Console
-	stdinMu sync.Once
+	stdinOnce sync.Once
 	current atomic.Pointer[console.Console] // the running command's pty master
 }
 
@@ -93,7 +93,7 @@ func (p *ptySession) started(err error) {
 	p.t.current.Store(&p.master)
 	// One reader of the host terminal for slurmrun's whole life: a copier
 	// per command would leave one blocked in read after each command.
-	p.t.stdinMu.Do(func() {
+	p.t.stdinOnce.Do(func() {
 		go func() {
 			buf := make([]byte, 4096)
 			for {
