@@ -18,11 +18,11 @@ import (
 // pseudo-terminal of their own, in raw mode pass-through, so that they have
 // a controlling terminal and job control while slurmrun stays their init.
 type Terminal struct {
-	in      *os.File
-	out     *os.File
-	con     console.Console
+	in        *os.File
+	out       *os.File
+	con       console.Console
 	stdinOnce sync.Once
-	current atomic.Pointer[console.Console] // the running command's pty master
+	current   atomic.Pointer[console.Console] // the running command's pty master
 }
 
 // DetectTerminal returns the terminal on stdin, or nil when there is none
