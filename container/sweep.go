@@ -2,12 +2,12 @@ package container
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +52,10 @@ func processTable() map[int]process {
 // their children, and so on. Orphans that reparented to a subreaper are its
 // children like any other, and setsid does not take a process out of the
 // tree, so both are found.
-func Descendants(pid int) []int {
+func Descendants(pid int) []int { return descendants(pid, false) }
+
+// descendants lists what is below pid, zombies too when withZombies is set.
+func descendants(pid int, withZombies bool) []int {
 	table := processTable()
 	children := make(map[int][]int)
 	for p, info := range table {
@@ -65,7 +68,7 @@ func Descendants(pid int) []int {
 		queue = queue[1:]
 		for _, c := range children[p] {
 			queue = append(queue, c)
-			if !table[c].zombie {
+			if withZombies || !table[c].zombie {
 				out = append(out, c)
 			}
 		}
@@ -73,47 +76,47 @@ func Descendants(pid int) []int {
 	return out
 }
 
-// Sweep ends every process still below slurmrun: SIGTERM (and SIGCONT, so a
+// sweep ends every process still below slurmrun: SIGTERM (and SIGCONT, so a
 // stopped one can act on it), then SIGKILL to those left after grace. It
-// returns once none is left (the reaper collects them) or after another
-// second past the SIGKILL. Zombies are not counted: the reaper takes them.
-func (s *Supervisor) Sweep(grace time.Duration) (terminated, killed int) {
+// returns once none is left or after another second past the SIGKILL,
+// calling reap as it polls so that none is left a zombie either.
+func sweep(log *logrus.Entry, grace time.Duration, reap func()) (terminated, killed int) {
+	reap()
 	self := os.Getpid()
 	left := Descendants(self)
 	if len(left) == 0 {
 		return 0, 0
 	}
 	terminated = len(left)
-	s.log.WithField("processes", terminated).Info("sending SIGTERM to the processes left behind")
+	log.WithField("processes", terminated).Info("sending SIGTERM to the processes left behind")
 	for _, p := range left {
 		signalProcess(p, unix.SIGTERM)
 		signalProcess(p, unix.SIGCONT)
 	}
-	if waitGone(self, grace) {
+	if waitGone(self, grace, reap) {
 		return terminated, 0
 	}
 	left = Descendants(self)
 	killed = len(left)
-	s.log.WithField("processes", killed).Warn("grace period over: SIGKILL to the processes left behind")
+	log.WithField("processes", killed).Warn("grace period over: SIGKILL to the processes left behind")
 	for _, p := range left {
 		signalProcess(p, unix.SIGKILL)
 	}
-	waitGone(self, time.Second)
+	waitGone(self, time.Second, reap)
 	return terminated, killed
 }
 
-func signalProcess(pid int, sig unix.Signal) {
-	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return
-	}
-}
+// signalProcess signals pid; one that is already gone needs nothing.
+func signalProcess(pid int, sig unix.Signal) { _ = unix.Kill(pid, sig) }
 
-// waitGone polls until pid has no live descendants or limit passes.
-func waitGone(pid int, limit time.Duration) bool {
+// waitGone polls until nothing is below pid, not even a zombie, or limit
+// passes.
+func waitGone(pid int, limit time.Duration, reap func()) bool {
 	deadline := time.Now().Add(limit)
 	pause := 5 * time.Millisecond
 	for {
-		if len(Descendants(pid)) == 0 {
+		reap()
+		if len(descendants(pid, true)) == 0 {
 			return true
 		}
 		if time.Now().After(deadline) {

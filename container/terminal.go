@@ -1,139 +1,79 @@
 package container
 
 import (
-	"errors"
 	"io"
 	"os"
-	"os/exec"
-	"sync"
-	"sync/atomic"
-	"time"
+	"runtime"
 
 	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
 )
 
-// Terminal is the terminal slurmrun's standard input is attached to
-// (`docker run -it`, `srun --pty`). Commands reading from it run on a
-// pseudo-terminal of their own, in raw mode pass-through, so that they have
-// a controlling terminal and job control while slurmrun stays their init.
-type Terminal struct {
-	in        *os.File
-	out       *os.File
-	con       console.Console
-	stdinOnce sync.Once
-	current   atomic.Pointer[console.Console] // the running command's pty master
+// terminal is the controlling terminal on slurmrun's standard input when
+// slurmrun is in its foreground (`docker run -it`, `srun --pty`, a shell).
+// As tini does, the child's process group becomes the foreground group: the
+// child has the terminal itself, with nothing in between, so its job
+// control, its bytes and ^D are its own.
+type terminal struct {
+	f *os.File
+	// saved holds the terminal's state as slurmrun found it (console saves
+	// it when it wraps the file), restored when the child has exited so a
+	// crashed full-screen program leaves a usable terminal.
+	saved console.Console
 }
 
-// DetectTerminal returns the terminal on stdin, or nil when there is none
-// (the usual srun and CI case: then commands get slurmrun's own file
-// descriptors, with nothing copied in between).
-func DetectTerminal(stdin, stdout *os.File) *Terminal {
-	con, err := console.ConsoleFromFile(stdin)
+// foregroundTerminal returns the terminal on stdin, or nil when stdin is no
+// terminal or slurmrun is not in its foreground (started with `&`: then
+// the terminal stays with whoever has it).
+func foregroundTerminal(stdin io.Reader) *terminal {
+	f, ok := stdin.(*os.File)
+	if !ok {
+		return nil
+	}
+	con, err := console.ConsoleFromFile(f)
 	if err != nil {
 		return nil
 	}
-	return &Terminal{in: stdin, out: stdout, con: con}
-}
-
-// owns reports whether cmd reads from the terminal.
-func (t *Terminal) owns(cmd *exec.Cmd) bool {
-	f, ok := cmd.Stdin.(*os.File)
-	return ok && f == t.in
-}
-
-// Resize copies the terminal's size to the running command's pty.
-func (t *Terminal) Resize() {
-	if m := t.current.Load(); m != nil {
-		_ = (*m).ResizeFrom(t.con)
+	fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	if err != nil || fg != unix.Getpgrp() {
+		return nil
 	}
+	return &terminal{f: f, saved: con}
 }
 
-type ptySession struct {
-	t      *Terminal
-	master console.Console
-	slave  *os.File
-	output chan struct{}
-}
-
-// attach gives cmd a new pty as its terminal streams and controlling
-// terminal, and makes it the leader of a new session.
-func (t *Terminal) attach(cmd *exec.Cmd) (*ptySession, error) {
-	master, slavePath, err := console.NewPty()
+// foreground returns the terminal's foreground process group.
+func (t *terminal) foreground() int {
+	pgrp, err := unix.IoctlGetInt(int(t.f.Fd()), unix.TIOCGPGRP)
 	if err != nil {
-		return nil, err
+		return -1
 	}
-	slave, err := os.OpenFile(slavePath, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		master.Close()
-		return nil, err
-	}
-	_ = master.ResizeFrom(t.con)
-	cmd.Stdin = slave
-	if isTerminal(cmd.Stdout) {
-		cmd.Stdout = slave
-	}
-	if isTerminal(cmd.Stderr) {
-		cmd.Stderr = slave
-	}
-	cmd.SysProcAttr.Setsid = true
-	cmd.SysProcAttr.Setctty = true
-	cmd.SysProcAttr.Ctty = 0 // the child's stdin, the slave
-	return &ptySession{t: t, master: master, slave: slave, output: make(chan struct{})}, nil
+	return pgrp
 }
 
-// started switches the host terminal to raw mode and starts copying.
-func (p *ptySession) started(err error) {
-	p.slave.Close()
-	if err != nil {
-		p.master.Close()
+// give makes pgrp the terminal's foreground group. SIGTTOU is blocked on
+// this thread meanwhile: from the background, the kernel would answer the
+// call with SIGTTOU to slurmrun's group instead of doing it.
+func (t *terminal) give(pgrp int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ttou, old unix.Sigset_t
+	ttou.Val[0] = 1 << (unix.SIGTTOU - 1)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &ttou, &old); err != nil {
+		return err
+	}
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return unix.IoctlSetPointerInt(int(t.f.Fd()), unix.TIOCSPGRP, pgrp)
+}
+
+// reclaim takes the terminal back from the child's group and restores the
+// state slurmrun found it in. A terminal the child no longer has (a shell
+// took it back while slurmrun was stopped) is left alone.
+func (t *terminal) reclaim(child int) {
+	if t.foreground() != child {
 		return
 	}
-	_ = p.t.con.SetRaw()
-	p.t.current.Store(&p.master)
-	// One reader of the host terminal for slurmrun's whole life: a copier
-	// per command would leave one blocked in read after each command.
-	p.t.stdinOnce.Do(func() {
-		go func() {
-			buf := make([]byte, 4096)
-			for {
-				n, err := p.t.in.Read(buf)
-				if m := p.t.current.Load(); m != nil && n > 0 {
-					(*m).Write(buf[:n])
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	})
-	go func() {
-		defer close(p.output)
-		_, _ = io.Copy(p.t.out, p.master)
-	}()
-}
-
-// finish drains the command's output, then restores the host terminal.
-// Output stops with EIO once every holder of the slave is gone; a
-// descendant that keeps it open gets a second to let go.
-func (p *ptySession) finish() {
-	select {
-	case <-p.output:
-	case <-time.After(time.Second):
-	}
-	p.t.current.CompareAndSwap(&p.master, nil)
-	p.master.Close()
-	<-p.output
-	if err := p.t.con.Reset(); err != nil && !errors.Is(err, os.ErrClosed) {
+	if t.give(unix.Getpgrp()) != nil {
 		return
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	_ = t.saved.Reset()
 }

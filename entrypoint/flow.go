@@ -12,7 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // Flow is one rank's run of slurm_run.sh.
@@ -21,7 +21,7 @@ type Flow struct {
 	initial []string // the environment slurmrun started with
 	env     *Env     // the flow's environment; pytest's is derived from it
 	log     *logrus.Entry
-	sup     *container.Supervisor
+	sup     *proc.Supervisor
 	stdout  io.Writer
 	stderr  io.Writer
 
@@ -78,7 +78,7 @@ func stepFailed(code int, format string, args ...any) error {
 }
 
 // NewFlow prepares a flow; environ is the process environment.
-func NewFlow(cfg *Config, environ []string, log *logrus.Entry, sup *container.Supervisor, stdout, stderr io.Writer) *Flow {
+func NewFlow(cfg *Config, environ []string, log *logrus.Entry, sup *proc.Supervisor, stdout, stderr io.Writer) *Flow {
 	host, _ := os.Hostname()
 	f := &Flow{
 		cfg: cfg, initial: environ, env: NewEnv(environ), log: log, sup: sup, stdout: stdout, stderr: stderr,
@@ -139,7 +139,7 @@ func (f *Flow) Run(ctx context.Context) int {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if sig := container.TerminatingSignal(ctx); sig != 0 {
+	if sig := proc.TerminatingSignal(ctx); sig != 0 {
 		f.result.Signal = sig.String()
 		if final == 0 && f.codes.Pytest == nil {
 			final = 128 + int(sig)

@@ -9,15 +9,22 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/proc"
 )
+
+// The commands the tests start take the inherited signal state through
+// this binary (see container.SignalState.Apply).
+func TestMain(m *testing.M) {
+	container.DispatchSigExec()
+	os.Exit(m.Run())
+}
 
 // newTestFlow is a flow over an empty tree in dir whose output is discarded.
 func newTestFlow(t *testing.T, dir string) *Flow {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	sup := container.NewSupervisor(logrus.NewEntry(log), container.Options{})
-	t.Cleanup(sup.Close)
+	sup := proc.New(logrus.NewEntry(log), container.Inherited())
 	cfg := &Config{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Grace: 1e9}
 	f := NewFlow(cfg, []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}, logrus.NewEntry(log), sup, io.Discard, io.Discard)
 	os.MkdirAll(f.defsDir, 0o755)

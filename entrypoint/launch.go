@@ -18,7 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // LaunchConfig is what submit.py exports for a disaggregated job, read the
@@ -112,19 +112,19 @@ type Launcher struct {
 	srunArgs []string
 	environ  []string
 	log      *logrus.Entry
-	sup      *container.Supervisor
+	sup      *proc.Supervisor
 	stdout   io.Writer
 }
 
 // NewLauncher prepares a launch; srunArgs are the launch prefix's srun
 // arguments, carried as a list and never re-split.
-func NewLauncher(cfg *LaunchConfig, srunArgs, environ []string, log *logrus.Entry, sup *container.Supervisor, stdout io.Writer) *Launcher {
+func NewLauncher(cfg *LaunchConfig, srunArgs, environ []string, log *logrus.Entry, sup *proc.Supervisor, stdout io.Writer) *Launcher {
 	return &Launcher{cfg: cfg, srunArgs: srunArgs, environ: environ, log: log, sup: sup, stdout: stdout}
 }
 
 // Hostnames expands a Slurm node list with `scontrol show hostnames`, run
 // by sup.
-func Hostnames(ctx context.Context, sup *container.Supervisor, nodeList string) ([]string, error) {
+func Hostnames(ctx context.Context, sup *proc.Supervisor, nodeList string) ([]string, error) {
 	out, err := sup.Output(ctx, exec.Command("scontrol", "show", "hostnames", nodeList), time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("scontrol show hostnames %s: %w", nodeList, err)
@@ -250,7 +250,7 @@ func shellQuote(argv []string) string {
 // stepRun is a started step.
 type stepRun struct {
 	*RoleStep
-	proc   *container.Process
+	proc   *proc.Process
 	start  time.Time
 	end    time.Time
 	code   int
@@ -260,7 +260,7 @@ type stepRun struct {
 
 type stepExit struct {
 	run    *stepRun
-	status container.ExitStatus
+	status proc.ExitStatus
 }
 
 // start runs one step with its output in its log file.
@@ -302,7 +302,7 @@ func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
 		return
 	}
 	l.log.WithFields(logrus.Fields{"steps": len(live), "why": why}).Warn("stopping steps")
-	deadline := time.After(l.sup.SweepGrace(l.cfg.Grace))
+	deadline := time.After(l.sup.Remaining(l.cfg.Grace))
 	killed := false
 	for remaining := len(live); remaining > 0; {
 		select {
@@ -382,7 +382,7 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 		case <-ctx.Done():
 			l.stop(runs, exits, "cancelled")
 			firstFailure = fmt.Sprintf("cancelled during the install: %v", context.Cause(ctx))
-			return 128 + int(container.TerminatingSignal(ctx))
+			return 128 + int(proc.TerminatingSignal(ctx))
 		}
 		if r.code != 0 {
 			firstFailure = fmt.Sprintf("INSTALL failed with exit code %d. Check %s", r.code, r.Log)
@@ -419,7 +419,7 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 		case <-ctx.Done():
 			firstFailure = fmt.Sprintf("cancelled: %v", context.Cause(ctx))
 			l.stop(runs, exits, "cancelled")
-			return 128 + int(container.TerminatingSignal(ctx))
+			return 128 + int(proc.TerminatingSignal(ctx))
 		}
 	}
 	// The benchmark is over: tell the roles, give them a bounded time, then stop the rest.

@@ -16,6 +16,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // runPytest runs the filled command with the shell interpreter: no bash, no
@@ -57,7 +58,7 @@ func (f *Flow) interpret(ctx context.Context) int {
 		return int(status)
 	}
 	if err != nil {
-		if sig := container.TerminatingSignal(ctx); sig != 0 {
+		if sig := proc.TerminatingSignal(ctx); sig != 0 {
 			return 128 + int(sig)
 		}
 		fmt.Fprintf(f.stderr, "pytestCommand: %v\n", err)
@@ -164,11 +165,11 @@ func (f *Flow) runQuiet(ctx context.Context, dir string, argv ...string) {
 }
 
 // run runs argv in dir with pytest's environment and slurmrun's output.
-func (f *Flow) run(ctx context.Context, dir string, argv ...string) (container.ExitStatus, error) {
+func (f *Flow) run(ctx context.Context, dir string, argv ...string) (proc.ExitStatus, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = f.childEnv.List(), dir, f.stdout, f.stderr
 	if cmd.Err != nil {
-		return container.ExitStatus{Code: container.StartFailureCode(cmd.Err)}, fmt.Errorf("%s: %w", argv[0], cmd.Err)
+		return proc.ExitStatus{Code: container.StartFailureCode(cmd.Err)}, fmt.Errorf("%s: %w", argv[0], cmd.Err)
 	}
 	st, err := f.sup.RunContext(ctx, cmd, f.cfg.Grace)
 	if err == nil && st.Code != 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // demoStage names the demo's stage: Disagg (the install is a separate step
@@ -25,7 +26,7 @@ const demoStage = "Demo-1_Node-2_GPUs-PyTorch-Disagg-Post-Merge"
 
 // runDemo unpacks the miniature TensorRT-LLM tree and runs the flow for two
 // local ranks at once, then prints each rank's steps from its result file.
-func runDemo(args []string, stdout, stderr *os.File) int {
+func runDemo(args []string, signals container.SignalState, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "where to unpack the tree (default: a new temporary directory)")
@@ -60,8 +61,7 @@ func runDemo(args []string, stdout, stderr *os.File) int {
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)
-	sup := container.NewSupervisor(logrus.NewEntry(log), container.Options{})
-	defer sup.Close()
+	sup := proc.New(logrus.NewEntry(log), signals)
 	ctx, stop := sup.ForwardSignals(context.Background(), entrypointGrace)
 	defer stop()
 
@@ -76,7 +76,7 @@ func runDemo(args []string, stdout, stderr *os.File) int {
 	fmt.Fprintf(stdout, "Demo tree: %s\nInterpreter: %s\nRunning %d ranks of: %s\n\n", *dir, python, *ranks, command)
 
 	type rank struct {
-		proc *container.Process
+		proc *proc.Process
 		log  string
 	}
 	var started []rank

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +23,8 @@ type execOptions struct {
 	remap     map[int]bool  // -e CODE: exit codes that count as 0
 	verbosity int           // -v, repeatable
 	warnReap  bool          // -w: warn on every orphan reaped
-	grace     time.Duration // -t DURATION: SIGTERM to SIGKILL
+	killAfter time.Duration // -t DURATION: SIGKILL the group that long after a forwarded SIGTERM or SIGINT
+	sweep     time.Duration // SLURMRUN_GRACE: what the child leaves behind gets this long after SIGTERM
 	argv      []string
 }
 
@@ -36,10 +36,13 @@ const execUsage = `usage: slurmrun exec [-s] [-g] [-p SIGNAL] [-e CODE]... [-v].
   -e CODE    exit with 0 when the child exits with CODE (repeatable)
   -v         more logging (repeatable; TINI_VERBOSITY=N)
   -w         warn on every zombie reaped
-  -t GRACE   after SIGTERM, how long before SIGKILL (default SLURMRUN_GRACE or 20s)
+  -t GRACE   kill the child's process group GRACE (e.g. 30s) after a forwarded
+             SIGTERM or SIGINT; off by default: every signal is only forwarded
 
 Exits with the child's code, 128+N when a signal N killed it, 127 when the
-command does not exist and 126 when it cannot be executed.
+command does not exist and 126 when it cannot be executed. When the child has
+exited, what it left behind gets SIGTERM, then SIGKILL after SLURMRUN_GRACE
+(default 20s).
 `
 
 // parseExecArgs reads flags getopt-style, stopping at -- or the first
@@ -49,7 +52,7 @@ func parseExecArgs(args []string, env func(string) (string, bool)) (*execOptions
 	if err != nil {
 		return nil, err
 	}
-	o := &execOptions{remap: map[int]bool{}, verbosity: 1, grace: grace}
+	o := &execOptions{remap: map[int]bool{}, verbosity: 1, sweep: grace}
 	if v, ok := env("TINI_KILL_PROCESS_GROUP"); ok && v != "" {
 		o.group = true
 	}
@@ -131,13 +134,13 @@ func (o *execOptions) set(flag byte, val string) error {
 		if err != nil || d <= 0 {
 			return fmt.Errorf("-t %s: want a positive duration such as 30s", val)
 		}
-		o.grace = d
+		o.killAfter = d
 	}
 	return nil
 }
 
-// runExec supervises one command as its init: reaping, signal forwarding,
-// a grace period, a sweep of what it leaves behind, and its exit code.
+// runExec is the init alone, as tini: one command, reaped, every signal
+// forwarded, what it leaves behind swept, its exit code passed on.
 func runExec(args []string, stdout, stderr *os.File) int {
 	o, err := parseExecArgs(args, os.LookupEnv)
 	if errors.Is(err, errHelp) {
@@ -160,26 +163,21 @@ func runExec(args []string, stdout, stderr *os.File) int {
 			unix.Kill(os.Getpid(), o.pdeathsig)
 		}
 	}
-	sup := container.NewSupervisor(entry, container.Options{
-		SignalPidOnly: !o.group, WarnOnReap: o.warnReap, Terminal: container.DetectTerminal(os.Stdin, stdout),
-	})
-	defer sup.Close()
-	_, stop := sup.ForwardSignals(context.Background(), o.grace)
-	defer stop()
-
 	path, err := exec.LookPath(o.argv[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun exec: %s: %v\n", o.argv[0], err)
 		return container.StartFailureCode(err)
 	}
 	cmd := &exec.Cmd{Path: path, Args: o.argv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
-	st, err := sup.Run(cmd)
+	st, err := container.Run(cmd, container.Options{
+		Log: entry, Group: o.group, WarnOnReap: o.warnReap, KillAfter: o.killAfter,
+		SweepGrace: o.sweep, Signals: container.Inherited(),
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun exec: %s: %v\n", o.argv[0], err)
 		return st.Code
 	}
 	entry.WithField("status", st.String()).Debug("child exited")
-	sup.Sweep(sup.SweepGrace(o.grace))
 	if o.remap[st.Code] {
 		return 0
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
 )
@@ -31,6 +33,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	container.DispatchSigExec()
+	// Run under nohup or `cmd &`, this binary has HUP, INT or QUIT ignored,
+	// and its children would inherit that. Catching them (and doing
+	// nothing) keeps this binary as it was started while the binaries the
+	// tests start get the default actions, as from a terminal; the tests
+	// that need another state set it themselves.
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT} {
+		if container.Inherited().Ignores(sig) {
+			signal.Notify(make(chan os.Signal, 1), sig)
+		}
+	}
 	os.Exit(func() int {
 		if os.Getenv("SLURMRUN_TEST_NO_FIXTURE") != "" {
 			return m.Run()
@@ -224,15 +237,27 @@ func start(t testing.TB, env map[string]string, args ...string) (*exec.Cmd, *byt
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A process left holding the output pipes cannot hang the test.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	timer := time.AfterFunc(2*time.Minute, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	timer := time.AfterFunc(2*time.Minute, func() { killTree(cmd.Process.Pid) })
 	t.Cleanup(func() {
 		timer.Stop()
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killTree(cmd.Process.Pid)
 	})
 	return cmd, &stdout, &stderr
+}
+
+// killTree kills pid's group and every process below pid: slurmrun starts
+// its commands in groups of their own.
+func killTree(pid int) {
+	below := container.Descendants(pid)
+	syscall.Kill(-pid, syscall.SIGKILL)
+	for _, p := range below {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
 }
 
 func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {

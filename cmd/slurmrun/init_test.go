@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/container"
@@ -109,39 +108,49 @@ func TestExecExitCodes(t *testing.T) {
 	}
 }
 
-// Every catchable signal reaches the child; the synchronous ones (sent with
-// kill) do not kill slurmrun; TTIN and TTOU are not forwarded.
+// childOf returns the init's child: the command it runs.
+func childOf(t testing.TB, pid int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if below := container.Descendants(pid); len(below) > 0 {
+			return below[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d has no child", pid)
+	return 0
+}
+
+// exec is transparent, as tini: every catchable signal reaches the child,
+// repeated terminating ones too, the synchronous ones sent with kill do not
+// kill slurmrun, and nothing is killed on slurmrun's own initiative.
 func TestExecForwardsSignals(t *testing.T) {
 	for _, group := range []bool{false, true} {
 		dir, env, script := initEnv(t)
 		out := filepath.Join(dir, "got")
-		names := []string{"SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGILL", "SIGSEGV", "SIGBUS",
-			"SIGFPE", "SIGABRT", "SIGTRAP", "SIGSYS", "SIGPIPE", "SIGWINCH", "SIGTSTP", "SIGPWR", "SIGTTIN", "SIGTTOU"}
-		// A terminating signal last: it starts the grace period, and the
-		// SIGTERM after it, a second one, kills the child at once.
-		final := "SIGHUP"
-		if group {
-			final = "SIGINT"
-		}
+		names := []string{"SIGHUP", "SIGINT", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGTERM", "SIGTERM", "SIGUSR2", "SIGALRM",
+			"SIGILL", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGABRT", "SIGTRAP", "SIGSYS", "SIGPIPE", "SIGWINCH", "SIGPWR",
+			"SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGHUP", "SIGUSR1"}
 		args := []string{"exec"}
 		if group {
 			args = append(args, "-g")
 		}
-		args = append(args, "--", "python3", script, "signals", out, strings.Join(append(names, final, "SIGTERM"), ","))
+		args = append(args, "--", "python3", script, "signals", out, strings.Join(names, ","))
 		cmd, o, e := start(t, env, args...)
 		waitFor(t, out, "ready", 10*time.Second)
-		for _, n := range append(names, final) {
+		want := "ready\n"
+		for _, n := range names {
 			cmd.Process.Signal(unix.SignalNum(n))
-			if n == "SIGTTIN" || n == "SIGTTOU" {
-				continue
-			}
-			waitFor(t, out, n+"\n", 5*time.Second)
+			want += n + "\n"
+			waitFor(t, out, want, 5*time.Second)
 		}
-		data, _ := os.ReadFile(out)
-		if strings.Contains(string(data), "SIGTTIN") || strings.Contains(string(data), "SIGTTOU") {
-			t.Errorf("TTIN/TTOU forwarded: %s", data)
+		time.Sleep(200 * time.Millisecond)
+		if !alive(cmd.Process.Pid) {
+			t.Fatalf("group=%v: slurmrun exited\n%s", group, e)
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
+		// Only the child's own end ends slurmrun.
+		syscall.Kill(childOf(t, cmd.Process.Pid), syscall.SIGKILL)
 		r := wait(t, cmd, o, e)
 		if r.code != 137 {
 			t.Errorf("group=%v: exit code %d\n%s", group, r.code, r.stderr)
@@ -149,31 +158,28 @@ func TestExecForwardsSignals(t *testing.T) {
 	}
 }
 
-func TestExecKillsChildIgnoringSigtermAfterGrace(t *testing.T) {
+// Killing after a forwarded SIGTERM is an option (-t), off by default.
+func TestExecKillAfterIsOptIn(t *testing.T) {
 	_, env, _ := initEnv(t)
-	env["SLURMRUN_GRACE"] = "500ms"
-	cmd, o, e := start(t, env, "exec", "--", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+	ignoreTerm := []string{"--", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"}
+	cmd, o, e := start(t, env, append([]string{"exec"}, ignoreTerm...)...)
+	waitOutput(t, o, "ready")
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(1500 * time.Millisecond)
+	if !alive(cmd.Process.Pid) {
+		t.Fatalf("without -t the child was killed:\n%s", e)
+	}
+	syscall.Kill(childOf(t, cmd.Process.Pid), syscall.SIGKILL)
+	wait(t, cmd, o, e)
+
+	cmd, o, e = start(t, env, append([]string{"exec", "-t", "500ms"}, ignoreTerm...)...)
 	waitOutput(t, o, "ready")
 	begin := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	r := wait(t, cmd, o, e)
 	elapsed := time.Since(begin)
 	if r.code != 137 || elapsed < 400*time.Millisecond || elapsed > 5*time.Second {
-		t.Fatalf("exit code %d after %v, want 137 after about 500ms\n%s", r.code, elapsed, r.stderr)
-	}
-}
-
-func TestExecSecondSigtermKillsAtOnce(t *testing.T) {
-	_, env, _ := initEnv(t)
-	cmd, o, e := start(t, env, "exec", "--", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
-	waitOutput(t, o, "ready")
-	begin := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	r := wait(t, cmd, o, e)
-	if r.code != 137 || time.Since(begin) > 3*time.Second {
-		t.Fatalf("exit code %d after %v (grace is 30s)", r.code, time.Since(begin))
+		t.Fatalf("-t 500ms: exit code %d after %v, want 137 after about 500ms\n%s", r.code, elapsed, r.stderr)
 	}
 }
 
@@ -274,101 +280,10 @@ func TestForwardsSigtermAsPID1(t *testing.T) {
 	waitFor(t, out, "SIGUSR1\n", 5*time.Second)
 	syscall.Kill(inner, syscall.SIGTERM)
 	waitFor(t, out, "SIGTERM\n", 5*time.Second)
-	// The helper handles TERM and lives on; a second TERM kills it.
-	syscall.Kill(inner, syscall.SIGTERM)
+	// The helper handles TERM and lives on; the init kills nothing itself.
+	syscall.Kill(childOf(t, inner), syscall.SIGKILL)
 	r := wait(t, cmd, o, e)
 	if r.code != 137 {
 		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
-	}
-}
-
-// The child starts with the signal mask and ignored dispositions slurmrun
-// inherited, as tini gives them.
-func TestChildInheritsSignalState(t *testing.T) {
-	_, env, _ := initEnv(t)
-	py := `import os, signal, sys
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-os.execv(sys.argv[1], sys.argv[1:])`
-	r := runBin(t, env, "exec", "--", "python3", "-c", py, binary, "exec", "--", "grep", "-E", "SigBlk|SigIgn", "/proc/self/status")
-	if r.code != 0 {
-		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
-	}
-	var blk, ign uint64
-	for _, l := range lines(r.stdout) {
-		f := strings.Fields(l)
-		v, _ := strconv.ParseUint(f[1], 16, 64)
-		if f[0] == "SigBlk:" {
-			blk = v
-		} else {
-			ign = v
-		}
-	}
-	bit := func(s unix.Signal) uint64 { return 1 << (s - 1) }
-	if blk != bit(unix.SIGUSR1)|bit(unix.SIGTERM) {
-		t.Errorf("SigBlk %x, want USR1 and TERM", blk)
-	}
-	// Python itself ignores SIGPIPE, and passes that on too.
-	if want := bit(unix.SIGINT) | bit(unix.SIGUSR2) | bit(unix.SIGPIPE); ign&want != want {
-		t.Errorf("SigIgn %x, want INT, USR2 and PIPE", ign)
-	}
-}
-
-// With a terminal on stdin the child runs on a pty of its own, sized like
-// the terminal, and the terminal's mode is restored afterwards.
-func TestExecOnTerminal(t *testing.T) {
-	master, slavePath, err := console.NewPty()
-	if err != nil {
-		t.Skip("no pty:", err)
-	}
-	defer master.Close()
-	master.Resize(console.WinSize{Height: 40, Width: 100})
-	slave, err := os.OpenFile(slavePath, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slave.Close()
-	before, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-	cmd := exec.Command(binary, "exec", "--", "sh", "-c", "tty; stty size; echo done")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	defer timer.Stop()
-	var out bytes.Buffer
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 1024)
-		for {
-			n, err := master.Read(buf)
-			out.Write(buf[:n])
-			if err != nil || strings.Contains(out.String(), "done") {
-				return
-			}
-		}
-	}()
-	select {
-	case <-readDone:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no output: %q", out.String())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err, out.String())
-	}
-	got := strings.ReplaceAll(out.String(), "\r", "")
-	if !strings.Contains(got, "/dev/pts/") || strings.Contains(got, slavePath+"\n") {
-		t.Errorf("the child did not get a pty of its own: %q (outer %s)", got, slavePath)
-	}
-	if !strings.Contains(got, "40 100\n") {
-		t.Errorf("pty size not copied: %q", got)
-	}
-	after, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-	if before.Lflag != after.Lflag || before.Iflag != after.Iflag || before.Oflag != after.Oflag {
-		t.Errorf("terminal mode not restored: %+v -> %+v", before, after)
 	}
 }

@@ -11,10 +11,11 @@ import (
 
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // runLaunch drives a disaggregated job's steps from inside its allocation.
-func runLaunch(args []string, stdout, stderr *os.File) int {
+func runLaunch(args []string, signals container.SignalState, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun launch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dryRun := fs.Bool("dry-run", false, "print each srun command line, run nothing")
@@ -48,8 +49,7 @@ func runLaunch(args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).WithField("job", cfg.JobID)
-	sup := container.NewSupervisor(log, container.Options{})
-	defer sup.Close()
+	sup := proc.New(log, signals)
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
 	l := entrypoint.NewLauncher(cfg, srunArgs, environ, log, sup, stdout)
@@ -60,9 +60,7 @@ func runLaunch(args []string, stdout, stderr *os.File) int {
 		}
 		return 0
 	}
-	code := l.Run(ctx)
-	sup.Sweep(sup.SweepGrace(cfg.Grace))
-	return code
+	return l.Run(ctx)
 }
 
 // readArgsFile reads one argument per line; blank lines are skipped.

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // version and commit are set with -ldflags -X at build time.
@@ -40,30 +42,32 @@ Configuration comes from the environment: slurmrun run --help lists it.
 `
 
 func main() {
+	// A command that must start with the inherited signal state starts
+	// through this binary: that must be dispatched before anything else.
+	container.DispatchSigExec()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// jobCommand is the hidden subcommand the init starts the job with:
+// slurmrun __job --signals STATE COMMAND [ARGS...].
+const jobCommand = "__job"
+
 func run(args []string, stdout, stderr *os.File) int {
-	if len(args) > 0 && args[0] == container.SigExecCommand {
-		return container.SigExec(args[1:])
-	}
 	sub := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	switch sub {
-	case "run", "install", "plan":
-		return runFlow(sub, args, stdout, stderr)
+	case "run", "install", "launch", "demo", "oci-run":
+		return runUnderInit(sub, args, stdout, stderr)
+	case jobCommand:
+		return runJobCommand(args, stdout, stderr)
+	case "plan":
+		return runFlow(sub, args, container.Inherited(), stdout, stderr)
 	case "spec":
 		return runSpec(args, stdout, stderr)
-	case "oci-run":
-		return runOCI(args, stdout, stderr)
-	case "launch":
-		return runLaunch(args, stdout, stderr)
 	case "exec":
 		return runExec(args, stdout, stderr)
-	case "demo":
-		return runDemo(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "slurmrun %s (commit %s)\n", version, commit)
 		return 0
@@ -75,7 +79,53 @@ func run(args []string, stdout, stderr *os.File) int {
 	return 2
 }
 
-func runFlow(sub string, args []string, stdout, stderr *os.File) int {
+// runUnderInit makes slurmrun the init and runs the job as its child: the
+// same binary with the hidden job subcommand. The job's commands start with
+// the signal state slurmrun was given, passed on explicitly.
+func runUnderInit(sub string, args []string, stdout, stderr *os.File) int {
+	log := newLogger(entrypoint.LogLevel(logrus.WarnLevel), "text", stderr).WithField("init", sub)
+	grace, err := envGrace(os.LookupEnv)
+	if err != nil {
+		// The job reports the bad value; the init still needs a grace.
+		grace = defaultGrace
+	}
+	cmd := exec.Command("/proc/self/exe", append([]string{jobCommand, "--signals", container.Inherited().String(), sub}, args...)...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	st, err := container.Run(cmd, container.Options{Log: log, SweepGrace: grace})
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun %s: cannot start the job: %v\n", sub, err)
+	}
+	return st.Code
+}
+
+// runJobCommand is the init's child: the job logic, with plain os/exec.
+func runJobCommand(args []string, stdout, stderr *os.File) int {
+	if len(args) < 3 || args[0] != "--signals" {
+		fmt.Fprintf(stderr, "slurmrun %s: want --signals STATE COMMAND [ARGS...]\n", jobCommand)
+		return 2
+	}
+	signals, err := container.ParseSignalState(args[1])
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun %s: %v\n", jobCommand, err)
+		return 2
+	}
+	sub, args := args[2], args[3:]
+	switch sub {
+	case "run", "install":
+		return runFlow(sub, args, signals, stdout, stderr)
+	case "launch":
+		return runLaunch(args, signals, stdout, stderr)
+	case "demo":
+		return runDemo(args, signals, stdout, stderr)
+	case "oci-run":
+		return runOCI(args, signals, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "slurmrun %s: unknown command %q\n", jobCommand, sub)
+	return 2
+}
+
+func runFlow(sub string, args []string, signals container.SignalState, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -103,12 +153,9 @@ func runFlow(sub string, args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
-	sup := container.NewSupervisor(log, container.Options{Terminal: container.DetectTerminal(os.Stdin, stdout)})
-	defer sup.Close()
+	sup := proc.New(log, signals)
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
-	// Whatever the flow leaves running is ended before slurmrun exits.
-	defer sup.Sweep(sup.SweepGrace(cfg.Grace))
 
 	flow := entrypoint.NewFlow(cfg, environ, log, sup, stdout, stderr)
 	switch sub {

@@ -11,9 +11,12 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/container/oci"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // stringList is a repeatable flag.
@@ -46,14 +49,14 @@ func runSpec(args []string, stdout, stderr *os.File) int {
 	if *check != "" {
 		return checkBundle(*check, stdout, stderr)
 	}
-	o := container.SpecOptions{Args: fs.Args(), Env: os.Environ(), NvidiaHook: container.FindNvidiaHook(),
-		Terminal: container.DetectTerminal(os.Stdin, stdout) != nil}
+	o := oci.SpecOptions{Args: fs.Args(), Env: os.Environ(), NvidiaHook: oci.FindNvidiaHook(),
+		Terminal: term.IsTerminal(int(os.Stdin.Fd()))}
 	if len(o.Args) == 0 {
 		o.Args = []string{"/usr/local/bin/slurmrun", "run"}
 	}
 	o.ShmBytes = halfMemory()
 	if *shm != "" {
-		n, ok := container.ParseSize(*shm)
+		n, ok := oci.ParseSize(*shm)
 		if !ok {
 			fmt.Fprintf(stderr, "slurmrun spec: --shm-size %q: want bytes or a k, m or g size\n", *shm)
 			return 2
@@ -62,19 +65,19 @@ func runSpec(args []string, stdout, stderr *os.File) int {
 	}
 	for _, name := range []string{"jobWorkspace", "resourcePathNode"} {
 		if p := os.Getenv(name); p != "" {
-			o.Binds = append(o.Binds, container.Bind{Source: p, Destination: p})
+			o.Binds = append(o.Binds, oci.Bind{Source: p, Destination: p})
 		}
 	}
 	o.Cwd = os.Getenv("jobWorkspace")
 	for _, b := range binds {
-		parsed, err := container.ParseBind(b)
+		parsed, err := oci.ParseBind(b)
 		if err != nil {
 			fmt.Fprintf(stderr, "slurmrun spec: %v\n", err)
 			return 2
 		}
 		o.Binds = append(o.Binds, parsed)
 	}
-	if err := container.WriteSpec(*bundle, container.NewSpec(o)); err != nil {
+	if err := oci.WriteSpec(*bundle, oci.NewSpec(o)); err != nil {
 		fmt.Fprintf(stderr, "slurmrun spec: %v\n", err)
 		return 1
 	}
@@ -91,12 +94,12 @@ func halfMemory() int64 {
 }
 
 func checkBundle(bundle string, stdout, stderr *os.File) int {
-	s, err := container.ReadSpec(bundle)
+	s, err := oci.ReadSpec(bundle)
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun spec --check: %v\n", err)
 		return 1
 	}
-	findings := container.CheckSpec(bundle, s, []string{"resourcePathNode", "stageName", "pytestCommand"})
+	findings := oci.CheckSpec(bundle, s, []string{"resourcePathNode", "stageName", "pytestCommand"})
 	problems := 0
 	for _, f := range findings {
 		level := "warning"
@@ -118,7 +121,7 @@ func checkBundle(bundle string, stdout, stderr *os.File) int {
 // Slurm 22.05 leaves empty in --container steps and runs the OCI runtime.
 //
 //	RunTimeRun="slurmrun oci-run --bundle %b --id %n.%u.%j.%s.%t --node %n --task %t"
-func runOCI(args []string, stdout, stderr *os.File) int {
+func runOCI(args []string, signals container.SignalState, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun oci-run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bundle := fs.String("bundle", "", "the bundle Slurm passes (%b)")
@@ -139,20 +142,21 @@ func runOCI(args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 	entry := newLogger(entrypoint.LogLevel(logrus.InfoLevel), "text", stderr).WithField("container", *id)
-	sup := container.NewSupervisor(entry, container.Options{SignalPidOnly: true})
-	defer sup.Close()
+	sup := proc.New(entry, signals)
 	hostnames := func(list string) ([]string, error) { return entrypoint.Hostnames(context.Background(), sup, list) }
-	dir, err := container.TaskBundle(*bundle, *stateDir, *id, container.TaskIdentity{Node: *node, LocalTask: *task}, hostnames)
+	dir, err := oci.TaskBundle(*bundle, *stateDir, *id, oci.TaskIdentity{Node: *node, LocalTask: *task}, hostnames)
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun oci-run: %v\n", err)
 		return 1
 	}
-	defer container.RemoveTaskBundle(dir)
+	defer oci.RemoveTaskBundle(dir)
 	grace, err := envGrace(os.LookupEnv)
 	if err != nil {
 		entry.WithError(err).Warnf("using a grace period of %s", defaultGrace)
 		grace = defaultGrace
 	}
+	// The runtime forwards what it gets to the container's init; the grace
+	// is Slurm's, as for the flow.
 	_, stop := sup.ForwardSignals(context.Background(), grace)
 	defer stop()
 	cmd := exec.Command(*runtime, "--root="+*root, "run", "--bundle", dir, *id)

@@ -1,4 +1,4 @@
-package container
+package proc
 
 import (
 	"context"
@@ -15,15 +15,21 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/slurmrun/slurmrun/container"
 )
+
+// Commands take the inherited signal state through this binary.
+func TestMain(m *testing.M) {
+	container.DispatchSigExec()
+	os.Exit(m.Run())
+}
 
 func newSupervisor(t *testing.T) *Supervisor {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewSupervisor(logrus.NewEntry(log), Options{})
-	t.Cleanup(s.Close)
-	return s
+	return New(logrus.NewEntry(log), container.Inherited())
 }
 
 func TestExitStatuses(t *testing.T) {
@@ -52,16 +58,15 @@ func TestExitStatuses(t *testing.T) {
 	}
 }
 
-// Many short commands alongside orphans that the reaper collects: no
-// command's status may be lost to the reaper.
-func TestStatusNeverLostToReaper(t *testing.T) {
+// Many concurrent commands, each leaving a child behind: with no
+// process-wide reaper in the job, os/exec gets every status.
+func TestConcurrentStatuses(t *testing.T) {
 	s := newSupervisor(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			// The shell leaves an orphan behind and exits with i.
 			cmd := exec.Command("sh", "-c", "sleep 0.01 & exit "+strconv.Itoa(i))
 			st, err := s.Run(cmd)
 			if err != nil || st.Code != i {
@@ -72,31 +77,17 @@ func TestStatusNeverLostToReaper(t *testing.T) {
 	wg.Wait()
 }
 
-func zombiesOf(pid int) []int {
-	var out []int
-	for p, info := range processTable() {
-		if info.zombie && info.ppid == pid {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func TestOrphansAreReaped(t *testing.T) {
+// A library call that runs its own subprocess with os/exec keeps its status:
+// what the single-process design lost.
+func TestPlainExecBesideSupervisor(t *testing.T) {
 	s := newSupervisor(t)
-	// Grandchildren outlive their parent and reparent to us (subreaper).
-	st, err := s.Run(exec.Command("sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do (sleep 0.05 &) ; done"))
-	if err != nil || st.Code != 0 {
-		t.Fatal(st, err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		if z := zombiesOf(os.Getpid()); len(z) == 0 {
-			return
+	ctx, stop := s.ForwardSignals(context.Background(), time.Second)
+	defer stop()
+	for i := 0; i < 20; i++ {
+		if err := exec.CommandContext(ctx, "sh", "-c", "exit 0").Run(); err != nil {
+			t.Fatalf("plain os/exec: %v", err)
 		}
 	}
-	t.Fatalf("zombies left: %v", zombiesOf(os.Getpid()))
 }
 
 func TestRunContextKillsGroupAfterGrace(t *testing.T) {
@@ -145,5 +136,55 @@ func TestNoLeaksAcrossRuns(t *testing.T) {
 	}
 	if f := openFDs(t); f > fds {
 		t.Errorf("open files %d -> %d", fds, f)
+	}
+}
+
+// SIGTERM reaches the running group and cancels the job; a copy within the
+// duplicate window does not escalate, a second one after it kills at once.
+func TestForwardSignalsSlurmSemantics(t *testing.T) {
+	s := newSupervisor(t)
+	ctx, stop := s.ForwardSignals(context.Background(), 30*time.Second)
+	defer stop()
+	// The command ignores SIGTERM: only SIGKILL ends it.
+	cmd := exec.Command("sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+	out, _ := cmd.StdoutPipe()
+	p, err := s.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	io.ReadFull(out, buf)
+	exited := make(chan ExitStatus, 1)
+	go func() { exited <- p.Wait() }()
+	unix.Kill(os.Getpid(), unix.SIGTERM)
+	unix.Kill(os.Getpid(), unix.SIGTERM) // Slurm's copy and the init's
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGTERM did not cancel the job")
+	}
+	if sig := TerminatingSignal(ctx); sig != unix.SIGTERM {
+		t.Fatalf("terminating signal %v", sig)
+	}
+	select {
+	case st := <-exited:
+		t.Fatalf("a duplicate SIGTERM killed the command: %v", st)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if r := s.Remaining(30 * time.Second); r > 29*time.Second || r < 25*time.Second {
+		t.Errorf("remaining grace %v", r)
+	}
+	unix.Kill(os.Getpid(), unix.SIGTERM)
+	select {
+	case st := <-exited:
+		if st.Signal != unix.SIGKILL {
+			t.Fatalf("status %v, want SIGKILL", st)
+		}
+	case <-time.After(5 * time.Second):
+		p.Signal(unix.SIGKILL)
+		t.Fatal("a second SIGTERM did not kill the command")
+	}
+	if r := s.Remaining(30 * time.Second); r != 0 {
+		t.Errorf("remaining grace %v after the kill", r)
 	}
 }

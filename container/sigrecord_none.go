@@ -2,6 +2,8 @@
 
 package container
 
+const runtimeRecordAvailable = false
+
 // runtimeSignalRecord would read the runtime's record of the inherited
 // signal state; builds without the slurmrun_fwdsig tag cannot.
 func runtimeSignalRecord() (ignored, blocked uint64, ok bool) { return 0, 0, false }
