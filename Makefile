@@ -27,18 +27,24 @@ runtimes:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags $(TAGS) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 
 # test runs every test: units, the fuzz seed corpora, and the integration
-# tests that run bin/slurmrun against real pytest, pip, git and processes.
+# tests that run bin/slurmrun against real pytest, pip, git and processes;
+# then the whole suite again with SIGHUP, SIGINT and SIGQUIT ignored (nohup,
+# `cmd &`), bounded in processes. The tests build with the runtime's signal
+# record, so a toolchain that changes it fails here (container/sigrecord_runtime.go).
+GOTEST := $(GO) test -count=1 -tags $(TAGS) -ldflags=-checklinkname=0 -timeout 15m
 test: deps build vet slurm runtimes
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GOTEST) ./...
+	./scripts/test-signals-ignored.sh $(GOTEST) ./...
 
 demo: build
 	./bin/slurmrun demo
 
 bench: deps build slurm
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./cmd/slurmrun
+	$(GO) test -count=1 -tags $(TAGS) -ldflags=-checklinkname=0 -run '^$$' -bench . -benchtime 1x -timeout 20m ./cmd/slurmrun
 
 # image builds the Containerfile with podman, buildah or docker, whichever is
 # present. PREBUILT=1 adds bin/slurmrun instead of compiling in the build.

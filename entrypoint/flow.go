@@ -126,6 +126,12 @@ func (f *Flow) Run(ctx context.Context) int {
 		if !st.Tail && !failed {
 			failed = true
 			f.codes.Setup = codeOf(err)
+			if sig := proc.TerminatingSignal(ctx); sig != 0 {
+				// The step ended because the job was cancelled (a download,
+				// the install lock or the coverage config it waited for):
+				// Slurm's cancel, not a failure of the step.
+				f.codes.Setup = 128 + int(sig)
+			}
 			f.result.FailedStep = st.Name
 		}
 	}
@@ -141,7 +147,12 @@ func (f *Flow) Run(ctx context.Context) int {
 	}
 	if sig := proc.TerminatingSignal(ctx); sig != 0 {
 		f.result.Signal = sig.String()
-		if final == 0 && f.codes.Pytest == nil {
+		switch {
+		case final == 0 && f.codes.Pytest == nil:
+			final = 128 + int(sig)
+		case f.codes.Pytest != nil && *f.codes.Pytest == 128+int(unix.SIGKILL):
+			// Killed at the end of the grace period that sig started: the
+			// run was cancelled by sig, as Slurm reports it.
 			final = 128 + int(sig)
 		}
 	}
