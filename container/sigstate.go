@@ -72,14 +72,17 @@ func kernelIgnores(sig int) bool {
 	return errno == 0 && act[0] == sigIgn
 }
 
-const sigIgn = 1 // SIG_IGN
+const (
+	sigDfl = 0 // SIG_DFL
+	sigIgn = 1 // SIG_IGN
+)
 
-// ignore sets sig's disposition to SIG_IGN.
-func ignore(sig int) error {
+// setDisposition sets sig's disposition to SIG_DFL or SIG_IGN.
+func setDisposition(sig int, disposition uint64) error {
 	if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
 		return nil
 	}
-	act := [4]uint64{sigIgn}
+	act := [4]uint64{disposition}
 	if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act[0])), 0, 8, 0, 0); errno != 0 {
 		return errno
 	}
@@ -158,11 +161,19 @@ func sigExec(args []string) int {
 	// The mask belongs to this thread, and exec keeps it.
 	runtime.LockOSThread()
 	for sig := 1; sig <= 64; sig++ {
+		if !st.Ignores(syscall.Signal(sig)) && kernelIgnores(sig) {
+			// Ignored here but not in the state (signals 32 and 33, which
+			// the runtime leaves alone, can come in ignored).
+			if err := setDisposition(sig, sigDfl); err != nil {
+				fmt.Fprintf(os.Stderr, "slurmrun: reset %s: %v\n", unix.SignalName(syscall.Signal(sig)), err)
+				return 126
+			}
+		}
 		if st.Ignores(syscall.Signal(sig)) {
 			// os/signal cannot ignore the synchronous signals (SIGSEGV,
 			// SIGILL, ...): set the disposition the command inherits
 			// directly. Go's handlers are gone with the exec below.
-			if err := ignore(sig); err != nil {
+			if err := setDisposition(sig, sigIgn); err != nil {
 				fmt.Fprintf(os.Stderr, "slurmrun: ignore %s: %v\n", unix.SignalName(syscall.Signal(sig)), err)
 				return 126
 			}

@@ -171,6 +171,10 @@ func (f *Flow) run(ctx context.Context, dir string, argv ...string) (proc.ExitSt
 	if cmd.Err != nil {
 		return proc.ExitStatus{Code: container.StartFailureCode(cmd.Err)}, fmt.Errorf("%s: %w", argv[0], cmd.Err)
 	}
+	if sig := proc.TerminatingSignal(ctx); sig != 0 {
+		// Cancelled: the next command of the tail does not start.
+		return proc.ExitStatus{Code: 128 + int(sig)}, context.Cause(ctx)
+	}
 	st, err := f.sup.RunContext(ctx, cmd, f.cfg.Grace)
 	if err == nil && st.Code != 0 {
 		err = fmt.Errorf("%s: %s", argv[0], st)

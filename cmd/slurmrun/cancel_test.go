@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -52,6 +53,17 @@ func TestSigtermAtEachStep(t *testing.T) {
 			tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
 			return tr.env
 		}, func(out string) bool { return strings.Contains(out, "test_sleep") }},
+		{"perf tail", func(t *testing.T) map[string]string {
+			tr := newTree(t)
+			// The perf check hangs: a sitecustomize that sleeps in it alone.
+			site := filepath.Join(tr.dir, "slowperf")
+			os.Mkdir(site, 0o755)
+			os.WriteFile(filepath.Join(site, "sitecustomize.py"), []byte("import sys, time\n"+
+				"if sys.argv and sys.argv[0].endswith('sanity_perf_check.py'):\n"+
+				"    print('perf check hangs', flush=True)\n    time.sleep(60)\n"), 0o644)
+			tr.env["PYTHONPATH"] = site
+			return tr.env
+		}, func(out string) bool { return strings.Contains(out, "perf check hangs") }},
 		// Killed at the end of the grace, once: not a second grace for the
 		// sweep after it.
 		{"pytest ignoring SIGTERM", func(t *testing.T) map[string]string {
