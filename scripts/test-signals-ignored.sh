@@ -8,11 +8,15 @@ set -euo pipefail
 limit=${SLURMRUN_TEST_PIDS_MAX:-4096}
 cg=""
 if [ "$(id -u)" = 0 ]; then
-  for root in /sys/fs/cgroup/pids /sys/fs/cgroup; do
-    if [ -w "$root/cgroup.procs" ] && { [ -e "$root/pids.max" ] || [ -e "$root/cgroup.controllers" ]; }; then
+  # cgroup v1's pids hierarchy, or cgroup v2 (pure or the hybrid's unified).
+  for root in /sys/fs/cgroup/pids /sys/fs/cgroup /sys/fs/cgroup/unified; do
+    [ -w "$root/cgroup.procs" ] || continue
+    mkdir "$root/slurmrun-test-$$" 2>/dev/null || continue
+    if [ -e "$root/slurmrun-test-$$/pids.max" ]; then
       cg="$root/slurmrun-test-$$"
-      mkdir "$cg" && break
+      break
     fi
+    rmdir "$root/slurmrun-test-$$"
   done
 fi
 cleanup() {
