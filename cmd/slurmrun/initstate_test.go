@@ -188,3 +188,65 @@ func TestPIEBuild(t *testing.T) {
 		t.Fatalf("run from the PIE: %v\n%s", err, out)
 	}
 }
+
+// As PID 1 of a PID namespace (docker run, Slurm's OCI containers): the
+// exit code, the signal state beside tini's as PID 1, and run's SIGTERM
+// handling with its record.
+func TestAsPID1(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	tini, err := exec.LookPath("tini")
+	if err != nil {
+		t.Fatal("tini is the reference and must be installed (make deps)")
+	}
+	pid1 := []string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}
+	_, env, _ := initEnv(t)
+	if r := runBin(t, env, append(append([]string{"exec", "--"}, pid1...), binary, "exec", "--", "sh", "-c", "[ $PPID = 1 ] && exit 3")...); r.code != 3 {
+		t.Errorf("exit code %d, want 3 (the child's, under slurmrun as PID 1)\n%s", r.code, r.stderr)
+	}
+	state := fmt.Sprintf("%x:%x", sigBit(unix.SIGTTIN)|sigBit(unix.SIGILL)|sigBit(unix.SIGTERM),
+		sigBit(unix.SIGTTOU)|sigBit(unix.SIGSEGV)|sigBit(unix.SIGHUP))
+	under := func(init ...string) string {
+		argv := append(append(append([]string{"exec", "--"}, pid1...), "python3", "-c", starter, state), init...)
+		r := runBin(t, env, append(argv, "cat", "/proc/self/status")...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit code %d\n%s", init, r.code, r.stderr)
+		}
+		return sigLines(r.stdout)
+	}
+	if ours, ref := under(binary, "exec", "--"), under(tini, "--"); ours != ref {
+		t.Errorf("as PID 1, exec gives\n%s\ntini gives\n%s", ours, ref)
+	}
+
+	tr := newTree(t)
+	tr.env["SLURMRUN_GRACE"] = "2s"
+	tr.env["SLEEP_MARK"] = filepath.Join(tr.dir, "sleeping")
+	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
+	cmd, o, e := start(t, tr.env, append(append([]string{"exec", "--"}, pid1...), binary, "run")...)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(tr.env["SLEEP_MARK"]); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pytest never started sleeping:\n%s\n%s", o, e)
+		}
+	}
+	var init int
+	for _, p := range descendantsNamed(cmd.Process.Pid, "slurmrun") {
+		if init == 0 {
+			init = p // the first below unshare: the namespace's PID 1
+		}
+	}
+	if init == 0 {
+		t.Fatal("slurmrun not found below unshare")
+	}
+	syscall.Kill(init, syscall.SIGTERM)
+	r := wait(t, cmd, o, e)
+	if r.code != 143 || !strings.Contains(r.stdout, "Rank0 Final Slurm run finished execution with exit code 143") {
+		t.Fatalf("run as PID 1 after SIGTERM: exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if res := resultOf(t, tr.ws, 0); res.Signal != "terminated" || res.Final != 143 {
+		t.Errorf("record: signal %q final %d", res.Signal, res.Final)
+	}
+}
