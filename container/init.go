@@ -147,7 +147,9 @@ func (in *initProcess) forward(sig syscall.Signal) (terminating bool) {
 		target = -in.child
 	}
 	in.send(target, sig)
-	in.o.Log.WithField("signal", unix.SignalName(sig)).Debug("forwarded signal")
+	if in.o.Log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		in.o.Log.WithField("signal", unix.SignalName(sig)).Debug("forwarded signal")
+	}
 	if sig == unix.SIGTERM || sig == unix.SIGINT || sig == unix.SIGHUP {
 		if in.signalled.IsZero() {
 			in.signalled = time.Now()
