@@ -167,7 +167,7 @@ func TestInterpreterRunsFilledCommandVerbatim(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.command = filled
-		if code := f.interpret(context.Background()); code != 0 {
+		if code, _ := f.interpret(context.Background()); code != 0 {
 			t.Fatalf("%q: exit code %d", v, code)
 		}
 		data, _ := os.ReadFile(out)
@@ -235,4 +235,50 @@ func FuzzParseCommand(f *testing.F) {
 			return true
 		})
 	})
+}
+
+// An error the interpreter hits fails the command, whatever mvdan.cc/sh does
+// with its status, and nothing after it runs. The kinds of error it can
+// report at run time are the ones the parse-time check lets through; the
+// others must be refused before anything runs.
+func TestInterpreterErrorsFailTheCommand(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	tests := []struct {
+		name, command string
+		refused       bool // by ParseCommand, before any step
+	}{
+		{"brace expansion over the limit", "touch " + ran + " {1..20000}", false},
+		{"unset variable (set -u)", "touch " + ran + " $NOT_SET_ANYWHERE", false},
+		{"unset variable in a default", "touch " + ran + " ${A:-$NOT_SET_ANYWHERE}", false},
+		{"error, then a later command", "true {1..20000}; touch " + ran, false},
+		{"indirect expansion", "touch " + ran + " ${!NOT_SET_ANYWHERE}", true},
+		{"arithmetic", "touch " + ran + " $((1/0))", true},
+		{"substring", "touch " + ran + " ${PATH:x:y}", true},
+		{"export of a bad name", "export 1BAD=x && touch " + ran, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, err := ParseCommand(tt.command)
+			if tt.refused {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newTestFlow(t, dir)
+			f.command = cmd
+			os.Remove(ran)
+			code, msg := f.interpret(context.Background())
+			if code == 0 {
+				t.Errorf("exit code 0 (interpreter error %q)", msg)
+			}
+			if _, err := os.Stat(ran); err == nil {
+				t.Errorf("the command ran anyway")
+			}
+		})
+	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/sirupsen/logrus"
+
+	"github.com/slurmrun/slurmrun/internal/safename"
 )
 
 // Config is everything the flow reads from its environment. The envconfig
@@ -255,6 +257,15 @@ func (c *Config) validate(environ []string, need Needs) []string {
 	}
 	if c.TarName != "" && (strings.ContainsRune(c.TarName, '/') || c.TarName == "." || c.TarName == "..") {
 		problems = append(problems, fmt.Sprintf("tarName=%q: want a plain file name", c.TarName))
+	}
+	// They become parts of the result file's and the install lock's names.
+	if err := safename.Check("SLURM_JOB_ID", c.JobID); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.StepID != "" {
+		if err := safename.Check("SLURM_STEP_ID", c.StepID); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		problems = append(problems, fmt.Sprintf("SLURMRUN_LOG_FORMAT=%q: want text or json", c.LogFormat))

@@ -76,6 +76,8 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 		{"aggregated needs the tarball", []string{"resourcePathNode=/tmp", "stageName=A100-PyTorch-1", "pytestCommand=pytest"},
 			[]string{"llmTarfile: must be set", "tarName: must be set"}},
 		{"tarName is a file name", baseEnv("tarName=../x.tgz"), []string{`tarName="../x.tgz": want a plain file name`}},
+		{"ids become file names", baseEnv("SLURM_JOB_ID=1/../../etc", "SLURM_STEP_ID=.."), []string{`SLURM_JOB_ID="1/../../etc" holds '/'`, `SLURM_STEP_ID=".." is not a name`}},
+		{"a bounded id", baseEnv("SLURM_JOB_ID=" + strings.Repeat("7", 5000)), []string{"SLURM_JOB_ID is 5000 characters long"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/slurmrun/slurmrun/internal/safename"
 	"github.com/slurmrun/slurmrun/proc"
 )
 
@@ -62,6 +63,8 @@ func LoadLaunchConfig(environ []string) (*LaunchConfig, error) {
 	}
 	if cfg.JobID == "" || cfg.NodeList == "" {
 		problems = append(problems, "SLURM_JOB_ID, SLURM_JOB_NODELIST: launch runs inside a Slurm allocation (sbatch or salloc)")
+	} else if err := safename.Check("SLURM_JOB_ID", cfg.JobID); err != nil {
+		problems = append(problems, err.Error()) // the summary file is named after it
 	}
 	if cfg.GenWorkerCommand == "" && cfg.WorkerCommand == "" {
 		problems = append(problems, "pytestCommandGENWorker or pytestCommandWorker: must be set")

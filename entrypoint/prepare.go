@@ -45,7 +45,12 @@ func allowAnyGitDirectory(_ context.Context, f *Flow) error {
 		}
 	}
 	for i := 0; i < n; i++ {
-		k, _ := f.env.Get(fmt.Sprintf("GIT_CONFIG_KEY_%d", i))
+		// Bounded by the environment: git refuses a count whose keys are
+		// not all there, and so does slurmrun, at the first missing one.
+		k, ok := f.env.Get(fmt.Sprintf("GIT_CONFIG_KEY_%d", i))
+		if !ok {
+			return stepFailed(1, "GIT_CONFIG_COUNT=%d but GIT_CONFIG_KEY_%d is not set (git would refuse it too)", n, i)
+		}
 		v, _ := f.env.Get(fmt.Sprintf("GIT_CONFIG_VALUE_%d", i))
 		if strings.EqualFold(k, "safe.directory") && v == "*" {
 			return nil

@@ -193,3 +193,27 @@ func TestExtractTarballRefusesEscapes(t *testing.T) {
 		})
 	}
 }
+
+// A GIT_CONFIG_COUNT beyond the keys that are set fails at the first
+// missing key, at once, however large the count.
+func TestGitConfigCountIsBoundedByTheEnvironment(t *testing.T) {
+	for _, tt := range []struct {
+		count string
+		ok    bool
+	}{{"9223372036854775807", false}, {"2", false}, {"1", true}, {"0", true}, {"-1", false}, {"x", false}} {
+		f := newTestFlow(t, t.TempDir())
+		f.env.Set("GIT_CONFIG_COUNT", tt.count)
+		f.env.Set("GIT_CONFIG_KEY_0", "core.pager")
+		f.env.Set("GIT_CONFIG_VALUE_0", "cat")
+		done := make(chan error, 1)
+		go func() { done <- allowAnyGitDirectory(context.Background(), f) }()
+		select {
+		case err := <-done:
+			if (err == nil) != tt.ok {
+				t.Errorf("GIT_CONFIG_COUNT=%s: %v", tt.count, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("GIT_CONFIG_COUNT=%s: still looping", tt.count)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/interp"
@@ -22,9 +23,12 @@ import (
 // runPytest runs the filled command with the shell interpreter: no bash, no
 // eval. Every program it starts goes through the Supervisor.
 func runPytest(ctx context.Context, f *Flow) error {
-	code := f.interpret(ctx)
+	code, shellErr := f.interpret(ctx)
 	f.codes.Pytest = intp(code)
 	fmt.Fprintf(f.stdout, "Rank%d Pytest finished execution with exit code %d\n", f.cfg.Rank, code)
+	if shellErr != "" {
+		return stepFailed(code, "pytestCommand: the interpreter failed: %s", shellErr)
+	}
 	if code != 0 {
 		return stepFailed(code, "pytestCommand failed")
 	}
@@ -32,12 +36,19 @@ func runPytest(ctx context.Context, f *Flow) error {
 }
 
 // interpret runs f.command in f.childEnv from the defs directory and returns
-// its exit status.
-func (f *Flow) interpret(ctx context.Context) int {
+// its exit status, and the interpreter's own error if it had one. Whatever
+// the interpreter itself writes to stderr is an
+// error it hit (mvdan.cc/sh prints some expansion errors, such as a brace
+// expansion over its limit, and goes on with status 0, the command never
+// run): such an error stops the command and makes its status 1.
+func (f *Flow) interpret(ctx context.Context) (code int, shellErr string) {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	errs := &interpreterErrors{out: f.stderr, stop: stop}
 	runner, err := interp.New(
 		interp.Env(expand.ListEnviron(f.childEnv.List()...)),
 		interp.Dir(f.defsDir),
-		interp.StdIO(os.Stdin, f.stdout, f.stderr),
+		interp.StdIO(os.Stdin, f.stdout, errs),
 		// nounset, as under the seed's `set -u`.
 		interp.Params("-u"),
 		interp.CallHandler(refuseBuiltins),
@@ -45,26 +56,56 @@ func (f *Flow) interpret(ctx context.Context) int {
 	)
 	if err != nil {
 		f.log.WithError(err).Error("cannot start the command interpreter")
-		return 1
+		return 1, ""
 	}
 	// The interpreter resets PWD to its directory without exporting it;
 	// bash's inherited PWD stays exported, so pytest sees it.
 	if err := runner.Run(ctx, exportPWD); err != nil {
 		f.log.WithError(err).Error("cannot export PWD")
-		return 1
+		return 1, ""
 	}
 	err = runner.Run(ctx, f.command.file)
+	if msg := errs.first(); msg != "" {
+		return 1, msg
+	}
 	if status, ok := errors.AsType[interp.ExitStatus](err); ok {
-		return int(status)
+		return int(status), ""
 	}
 	if err != nil {
 		if sig := proc.TerminatingSignal(ctx); sig != 0 {
-			return 128 + int(sig)
+			return 128 + int(sig), ""
 		}
 		fmt.Fprintf(f.stderr, "pytestCommand: %v\n", err)
-		return 1
+		return 1, ""
 	}
-	return 0
+	return 0, ""
+}
+
+// interpreterErrors is the interpreter's own stderr. The programs it runs
+// write to the flow's stderr directly (supervised), so anything written here
+// is the interpreter's: it is passed on, kept, and stops the run.
+type interpreterErrors struct {
+	out  io.Writer
+	stop context.CancelCauseFunc
+	mu   sync.Mutex
+	msg  string
+}
+
+func (e *interpreterErrors) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	if e.msg == "" {
+		e.msg = strings.TrimSpace(string(p))
+	}
+	e.mu.Unlock()
+	fmt.Fprintf(e.out, "pytestCommand: %s", p)
+	e.stop(errors.New("interpreter error"))
+	return len(p), nil
+}
+
+func (e *interpreterErrors) first() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.msg
 }
 
 var exportPWD = func() *syntax.Stmt {
@@ -92,15 +133,17 @@ func (f *Flow) supervised(interp.ExecHandlerFunc) interp.ExecHandlerFunc {
 		hc := interp.HandlerCtx(ctx)
 		path, err := interp.LookPathDir(hc.Dir, hc.Env, args[0])
 		if err != nil {
-			fmt.Fprintln(hc.Stderr, err)
+			fmt.Fprintln(f.stderr, err)
 			return interp.ExitStatus(127)
 		}
+		// The flow's stderr, not the interpreter's: what programs write is
+		// theirs (redirections are refused, so nothing else is meant).
 		cmd := &exec.Cmd{Path: path, Args: args, Env: exportedEnv(hc.Env), Dir: hc.Dir,
-			Stdin: hc.Stdin, Stdout: hc.Stdout, Stderr: hc.Stderr}
+			Stdin: hc.Stdin, Stdout: hc.Stdout, Stderr: f.stderr}
 		f.log.WithField("argv", args).Debug("starting")
 		st, err := f.sup.Run(cmd)
 		if err != nil {
-			fmt.Fprintf(hc.Stderr, "%s: %v\n", args[0], err)
+			fmt.Fprintf(f.stderr, "%s: %v\n", args[0], err)
 		}
 		if st.Code != 0 {
 			return interp.ExitStatus(st.Code)

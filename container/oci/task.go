@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/slurmrun/slurmrun/internal/safename"
 )
 
 // TaskIdentity is what Slurm 22.05 leaves empty inside `srun --container`
@@ -46,6 +48,10 @@ func (t TaskIdentity) Env() ([]string, error) {
 // The node list is the step's, from the environment Slurm put into the
 // bundle (the RunTimeRun command itself does not get it); hostnames expands it.
 func TaskBundle(bundle, stateDir, id string, task TaskIdentity, hostnames func(string) ([]string, error)) (string, error) {
+	// The id names a directory under stateDir, nothing else.
+	if err := safename.Check("container id", id); err != nil {
+		return "", err
+	}
 	s, err := ReadSpec(bundle)
 	if err != nil {
 		return "", err
