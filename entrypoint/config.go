@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/internal/safename"
 )
@@ -258,6 +260,7 @@ func (c *Config) validate(environ []string, need Needs) []string {
 	if c.TarName != "" && (strings.ContainsRune(c.TarName, '/') || c.TarName == "." || c.TarName == "..") {
 		problems = append(problems, fmt.Sprintf("tarName=%q: want a plain file name", c.TarName))
 	}
+	problems = append(problems, c.pathProblems(need)...)
 	// They become parts of the result file's and the install lock's names.
 	if err := safename.Check("SLURM_JOB_ID", c.JobID); err != nil {
 		problems = append(problems, err.Error())
@@ -286,6 +289,57 @@ func (c *Config) validate(environ []string, need Needs) []string {
 		c.AptPackages = nil
 	}
 	return problems
+}
+
+// pathProblems checks the paths before any step runs: a directory that
+// is not there or a file where a directory belongs is a configuration error,
+// not a failing step, and a run whose record cannot be written must not
+// start.
+func (c *Config) pathProblems(need Needs) []string {
+	var problems []string
+	if c.ResourcePathNode != "" {
+		if fi, err := os.Stat(c.ResourcePathNode); err != nil {
+			problems = append(problems, fmt.Sprintf("resourcePathNode=%q: %v", c.ResourcePathNode, errors.Unwrap(err)))
+		} else if !fi.IsDir() {
+			problems = append(problems, fmt.Sprintf("resourcePathNode=%q: not a directory", c.ResourcePathNode))
+		}
+	}
+	if c.CoverageConfigFile != "" {
+		if fi, err := os.Stat(c.CoverageConfigFile); err == nil && fi.IsDir() {
+			problems = append(problems, fmt.Sprintf("coverageConfigFile=%q: a directory, want a file", c.CoverageConfigFile))
+		}
+	}
+	if need == NeedRun {
+		name, dir := "jobWorkspace", c.JobWorkspace
+		if dir == "" {
+			name, dir = "the working directory (jobWorkspace is not set)", "."
+		}
+		if err := writableDir(filepath.Join(dir, "slurmrun")); err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q: result files cannot be written: %v", name, dir, err))
+		}
+	}
+	return problems
+}
+
+// writableDir reports whether dir is, or could be made as, a directory this
+// process can write in: its nearest existing ancestor decides.
+func writableDir(dir string) error {
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) && p != filepath.Dir(p) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+		if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	}
 }
 
 type keyTable struct {

@@ -156,14 +156,20 @@ func (f *Flow) Run(ctx context.Context) int {
 			final = 128 + int(sig)
 		}
 	}
-	fmt.Fprintf(f.stdout, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
 	f.result.Codes = f.codes
 	f.result.Final = final
 	if path, err := f.result.write(f.resultDir()); err != nil {
+		// A run without its record is not a success: CI would read the
+		// exit code and find nothing.
 		f.log.WithError(err).Error("cannot write the result file")
+		fmt.Fprintf(f.stderr, "slurmrun: the result file was not written: %v\n", err)
+		if final == 0 {
+			final = 1
+		}
 	} else {
 		f.log.WithField("path", path).Info("result file written")
 	}
+	fmt.Fprintf(f.stdout, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
 	return final
 }
 

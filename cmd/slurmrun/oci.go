@@ -30,13 +30,13 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 func runSpec(args []string, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun spec", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	bundle := fs.String("bundle", ".", "bundle directory to write config.json into")
+	bundle := fs.String("bundle", "", "bundle directory to write config.json into (required)")
 	check := fs.String("check", "", "check an existing bundle instead of writing one")
 	shm := fs.String("shm-size", "", "size of /dev/shm (default: half the host memory)")
 	var binds stringList
 	fs.Var(&binds, "bind", "SRC[:DST][:ro] to bind into the container (repeatable; jobWorkspace and resourcePathNode are bound when set)")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: slurmrun spec [--bundle DIR] [--bind SRC[:DST][:ro]]... [--shm-size SIZE] [-- ARGS...]\n       slurmrun spec --check BUNDLE")
+		fmt.Fprintln(stdout, "usage: slurmrun spec --bundle DIR [--bind SRC[:DST][:ro]]... [--shm-size SIZE] [-- ARGS...]\n       slurmrun spec --check BUNDLE")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 	}
@@ -48,6 +48,12 @@ func runSpec(args []string, stdout, stderr *os.File) int {
 	}
 	if *check != "" {
 		return checkBundle(*check, stdout, stderr)
+	}
+	if *bundle == "" {
+		// Never a config.json in whatever directory this happens to run in:
+		// it holds the job's whole environment, secrets included.
+		fmt.Fprintln(stderr, "slurmrun spec: --bundle DIR is required (config.json holds the job's environment and is written with mode 0600)")
+		return 2
 	}
 	o := oci.SpecOptions{Args: fs.Args(), Env: os.Environ(), NvidiaHook: oci.FindNvidiaHook(),
 		Terminal: term.IsTerminal(int(os.Stdin.Fd()))}
@@ -81,7 +87,7 @@ func runSpec(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "slurmrun spec: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s/config.json\n", *bundle)
+	fmt.Fprintf(stdout, "wrote %s/config.json (mode 0600: it holds the job's environment)\n", *bundle)
 	return 0
 }
 
