@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,23 +42,34 @@ func (f *Flow) InstallLock() string {
 }
 
 // Install runs the install on local rank 0 and waits for it on the others.
+// The lock's first line names this run (runIdentity): a lock left by an
+// earlier run with the same job id (`local` outside Slurm, a reused id) is
+// not this run's, and the waiting ranks go on waiting for rank 0's.
 func (f *Flow) Install(ctx context.Context) error {
 	lock := f.InstallLock()
+	run := runIdentity()
 	if f.cfg.LocalRank != 0 {
 		fmt.Fprintf(f.stdout, "(Waiting for install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
-		var state []byte
+		var state string
 		err := poll(ctx, f.cfg.InstallTimeout, func() (bool, error) {
 			data, err := os.ReadFile(lock)
 			if errors.Is(err, os.ErrNotExist) {
 				return false, nil
 			}
-			state = data
-			return err == nil, err
+			if err != nil {
+				return false, err
+			}
+			owner, rest, _ := strings.Cut(string(data), "\n")
+			if owner != "run "+run {
+				return false, nil // an earlier run's
+			}
+			state = rest
+			return true, nil
 		})
 		if err != nil {
 			return stepFailed(1, "waiting for local rank 0 to install (%s): %w", lock, err)
 		}
-		if s := strings.TrimSpace(string(state)); s != "ok" {
+		if s := strings.TrimSpace(state); s != "ok" {
 			return stepFailed(1, "local rank 0's install %s", s)
 		}
 		return nil
@@ -72,10 +84,47 @@ func (f *Flow) Install(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(f.stdout, "(Writing install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
 	}
-	if werr := writeFileAtomic(lock, []byte(state), 0o644); werr != nil && err == nil {
+	if werr := writeFileAtomic(lock, []byte("run "+run+"\n"+state), 0o644); werr != nil && err == nil {
 		err = stepFailed(1, "install lock: %w", werr)
 	}
 	return err
+}
+
+// runIdentity names this run of the job's tasks on this node: the process
+// that started them (slurmstepd for a step's tasks, whatever started the
+// local ranks otherwise), by pid and start time, so that a restarted or
+// reused process id does not match. slurmrun runs as the init's child, so
+// that is the init's parent.
+func runIdentity() string {
+	starter := os.Getppid()
+	if pid, _, err := procStat(starter); err == nil {
+		starter = pid
+	}
+	_, started, err := procStat(starter)
+	if err != nil {
+		return strconv.Itoa(starter)
+	}
+	return fmt.Sprintf("%d@%s", starter, started)
+}
+
+// procStat returns a process's parent and start time (in clock ticks since
+// boot) from /proc/PID/stat.
+func procStat(pid int) (ppid int, started string, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", err
+	}
+	// pid (comm) state ppid ... starttime is field 22; comm may hold spaces.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ppid, err = strconv.Atoi(fields[1])
+	return ppid, fields[19], err
 }
 
 func (f *Flow) installSteps(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/slurmrun/slurmrun/embed"
 )
@@ -182,5 +183,32 @@ func TestInstallSubcommand(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "Pytest") {
 		t.Error("install ran pytest")
+	}
+}
+
+// A lock an earlier run left (same job id: `local`, or a reused one) does not
+// let local rank 1 skip the install: it starts first, beside the stale lock,
+// and waits until this run's rank 0 has installed.
+func TestStaleInstallLockIsNotThisRuns(t *testing.T) {
+	tarball := sourceTarball(t, "0.0.3")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(tarball) }))
+	defer srv.Close()
+	env := installEnv(t, srv.URL+"/llm.tar.gz")
+	lock := filepath.Join(env["resourcePathNode"], "install_lock_job_77_node_0_restart_0.lock")
+	for _, stale := range []string{"ok\n", "run 1@1\nok\n"} {
+		os.WriteFile(lock, []byte(stale), 0o644)
+		c1, o1, e1 := start(t, asLocalRank(env, 1), "run")
+		time.Sleep(1500 * time.Millisecond)
+		if !alive(c1.Process.Pid) || strings.Contains(o1.String(), "Pytest finished") {
+			t.Fatalf("stale lock %q: rank 1 did not wait:\n%s\n%s", stale, o1, e1)
+		}
+		r0 := runBin(t, env, "run")
+		r1 := wait(t, c1, o1, e1)
+		if r0.code != 0 || r1.code != 0 {
+			t.Fatalf("rank 0: %d\n%s\nrank 1: %d\n%s\n%s", r0.code, r0.stderr, r1.code, r1.stdout, r1.stderr)
+		}
+		if !strings.Contains(r0.stdout, "Successfully installed tensorrt-llm-0.0.3") {
+			t.Fatalf("rank 0 did not install:\n%s", r0.stdout)
+		}
 	}
 }
