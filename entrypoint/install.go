@@ -379,7 +379,7 @@ func ExtractTarball(archive, dir string) error {
 			}
 		case tar.TypeSymlink:
 			target := hdr.Linkname
-			if path.IsAbs(target) || escapes(path.Join(path.Dir(name), target)) {
+			if path.IsAbs(target) || !staysInRoot(root, path.Dir(name), target) {
 				return fmt.Errorf("%s: symbolic link to %s leaves %s", hdr.Name, target, dir)
 			}
 			root.Remove(name)
@@ -399,6 +399,44 @@ func ExtractTarball(archive, dir string) error {
 			// Devices, FIFOs and the like have no place in a source tarball.
 		}
 	}
+}
+
+// staysInRoot reports whether target, a link's text in directory dir,
+// resolves inside root, following the links already extracted as the kernel
+// would: `a -> .` then `b -> a/../outside` leaves the root although the
+// text of b alone does not.
+func staysInRoot(root *os.Root, dir, target string) bool {
+	var at []string // the resolved path so far, relative to root
+	pending := append(strings.Split(dir, "/"), strings.Split(target, "/")...)
+	for hops := 0; len(pending) > 0; {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) == 0 {
+				return false
+			}
+			at = at[:len(at)-1]
+			continue
+		}
+		at = append(at, c)
+		fi, err := root.Lstat(path.Join(at...))
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue // not there yet, or not a link: a name like any other
+		}
+		if hops++; hops > 40 { // the kernel's limit: a loop
+			return false
+		}
+		link, err := root.Readlink(path.Join(at...))
+		if err != nil || path.IsAbs(link) {
+			return false
+		}
+		at = at[:len(at)-1]
+		pending = append(strings.Split(link, "/"), pending...)
+	}
+	return true
 }
 
 func writeEntry(root *os.Root, name string, mode fs.FileMode, r io.Reader) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -133,6 +134,15 @@ type entry struct {
 
 func tarball(t *testing.T, entries []entry) string {
 	t.Helper()
+	path, err := writeTarball(t.TempDir(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeTarball writes entries as dir/a.tar.gz.
+func writeTarball(dir string, entries []entry) (string, error) {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
@@ -142,15 +152,14 @@ func tarball(t *testing.T, entries []entry) string {
 			hdr.Size = 0
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		tw.Write([]byte(e.body))
 	}
 	tw.Close()
 	gz.Close()
-	path := filepath.Join(t.TempDir(), "a.tar.gz")
-	os.WriteFile(path, buf.Bytes(), 0o644)
-	return path
+	path := filepath.Join(dir, "a.tar.gz")
+	return path, os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 func TestExtractTarball(t *testing.T) {
@@ -178,6 +187,11 @@ func TestExtractTarballRefusesEscapes(t *testing.T) {
 		{"absolute link", []entry{{name: "l", typ: tar.TypeSymlink, link: "/etc"}}},
 		{"escaping link", []entry{{name: "a/l", typ: tar.TypeSymlink, link: "../../.."}}},
 		{"hard link out", []entry{{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}}},
+		{"link chain", []entry{{name: "a", typ: tar.TypeSymlink, link: "."}, {name: "b", typ: tar.TypeSymlink, link: "a/../outside"}}},
+		{"link chain in a directory", []entry{{name: "d/up", typ: tar.TypeSymlink, link: ".."},
+			{name: "d/b", typ: tar.TypeSymlink, link: "up/../evil"}}},
+		{"link loop", []entry{{name: "x", typ: tar.TypeSymlink, link: "y"}, {name: "y", typ: tar.TypeSymlink, link: "x"},
+			{name: "z", typ: tar.TypeSymlink, link: "x/../.."}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,6 +204,16 @@ func TestExtractTarballRefusesEscapes(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(parent, "evil")); err == nil {
 				t.Fatal("a file escaped the target")
 			}
+			// No link left in the target resolves outside it.
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.Type()&fs.ModeSymlink == 0 {
+					return nil
+				}
+				if real, err := filepath.EvalSymlinks(p); err == nil && !strings.HasPrefix(real, dir) {
+					t.Errorf("%s resolves to %s, outside the target", p, real)
+				}
+				return nil
+			})
 		})
 	}
 }
@@ -216,4 +240,44 @@ func TestGitConfigCountIsBoundedByTheEnvironment(t *testing.T) {
 			t.Fatalf("GIT_CONFIG_COUNT=%s: still looping", tt.count)
 		}
 	}
+}
+
+// Whatever the entries' names and link targets, nothing lands outside the
+// target and no link left in it resolves outside it.
+func FuzzExtractTarballEntries(f *testing.F) {
+	f.Add("a", ".", "b", "a/../outside", "b/evil")
+	f.Add("d/up", "..", "d/b", "up/../evil", "d/b/x")
+	f.Add("../x", "y", "./z", "/etc", "z/passwd")
+	f.Add("l", "l", "m", "l/..", "m/n")
+	f.Fuzz(func(t *testing.T, link1, target1, link2, target2, file string) {
+		for _, s := range []string{link1, target1, link2, target2, file} {
+			if strings.ContainsRune(s, 0) || len(s) > 200 {
+				return
+			}
+		}
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "target")
+		os.Mkdir(dir, 0o755)
+		archive, err := writeTarball(t.TempDir(), []entry{{name: link1, typ: tar.TypeSymlink, link: target1},
+			{name: link2, typ: tar.TypeSymlink, link: target2}, {name: file, typ: tar.TypeReg, body: "x"}})
+		if err != nil {
+			return // no tar writer makes such an archive
+		}
+		_ = ExtractTarball(archive, dir) // refusing is fine; escaping is not
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if e.Name() != "target" {
+				t.Fatalf("%s written beside the target", e.Name())
+			}
+		}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.Type()&fs.ModeSymlink == 0 {
+				return nil
+			}
+			if real, err := filepath.EvalSymlinks(p); err == nil && real != dir && !strings.HasPrefix(real, dir+"/") {
+				t.Fatalf("%s resolves to %s, outside the target", p, real)
+			}
+			return nil
+		})
+	})
 }
