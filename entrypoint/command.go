@@ -124,10 +124,13 @@ func isBuiltin(name string) bool {
 	return false
 }
 
+// ansiCEscaper quotes a value for the inside of $'…'.
+var ansiCEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
 // Fill returns a copy of the command with every occurrence of placeholder
 // replaced by value, and the number of occurrences. The value is inserted as
-// quoted text, so spaces, quotes, $(...), globs, braces and a leading ~
-// reach the command verbatim.
+// quoted text, so spaces, quotes, $(...), globs, braces, a leading ~ and
+// backslashes reach the command verbatim, in every quoting context.
 func (c *Command) Fill(placeholder, value string) (*Command, int, error) {
 	clone, err := ParseCommand(c.Text)
 	if err != nil {
@@ -164,7 +167,13 @@ func (c *Command) Fill(placeholder, value string) (*Command, int, error) {
 				if strings.Contains(p.Value, placeholder) {
 					n += strings.Count(p.Value, placeholder)
 					q := *p
-					q.Value = strings.ReplaceAll(p.Value, placeholder, value)
+					v := value
+					if p.Dollar {
+						// $'…' decodes backslash escapes: escape the value's
+						// own, so it arrives as it is.
+						v = ansiCEscaper.Replace(value)
+					}
+					q.Value = strings.ReplaceAll(p.Value, placeholder, v)
 					out = append(out, &q)
 					continue
 				}

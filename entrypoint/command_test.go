@@ -87,6 +87,7 @@ var hostile = []string{
 	"~root/site",
 	`/opt/back\slash/$HOME/${X:-y}`,
 	"/opt/new\nline",
+	`/opt/\x41\n\t\\'\e/site`,
 }
 
 func TestFillPlaceholderIsNeverParsed(t *testing.T) {
@@ -186,7 +187,7 @@ func FuzzFillPlaceholder(f *testing.F) {
 	}
 	f.Add("")
 	f.Add("'\"\\$`")
-	cmd, err := ParseCommand(`X=__PLACEHOLDER_TRTLLM_WHL_PATH__ pytest a__PLACEHOLDER_TRTLLM_WHL_PATH__b "c__PLACEHOLDER_TRTLLM_WHL_PATH__" 'd__PLACEHOLDER_TRTLLM_WHL_PATH__'`)
+	cmd, err := ParseCommand(`X=__PLACEHOLDER_TRTLLM_WHL_PATH__ pytest a__PLACEHOLDER_TRTLLM_WHL_PATH__b "c__PLACEHOLDER_TRTLLM_WHL_PATH__" 'd__PLACEHOLDER_TRTLLM_WHL_PATH__' $'e__PLACEHOLDER_TRTLLM_WHL_PATH__\t'`)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -198,11 +199,11 @@ func FuzzFillPlaceholder(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 4 {
+		if n != 5 {
 			t.Fatalf("%d replacements", n)
 		}
 		got := argvs(t, filled)
-		want := [][]string{{"pytest", "a" + v + "b", "c" + v, "d" + v}}
+		want := [][]string{{"pytest", "a" + v + "b", "c" + v, "d" + v, "e" + v + "\t"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("value %q: got %q", v, got)
 		}

@@ -113,7 +113,8 @@ func prepareLauncher(_ context.Context, f *Flow) error {
 // the `Location:` of `pip show`, found as importlib.metadata finds it (first
 // entry in path order, names normalised) with one interpreter start instead
 // of two pip runs, and without importing importlib.metadata (a third of the
-// start-up time).
+// start-up time). The entry is made absolute as pip shows it: '' (the
+// working directory, first under -c) would otherwise give an empty location.
 const locateScript = `import os, sys
 def norm(n): return n.lower().replace("-", "_").replace(".", "_")
 for p in sys.path:
@@ -129,7 +130,7 @@ for p in sys.path:
         else:
             continue
         if norm(name) == "tensorrt_llm":
-            print(p)
+            print(os.path.abspath(p or "."))
             sys.exit(0)
 sys.exit("Package(s) not found: tensorrt_llm")`
 
@@ -150,7 +151,11 @@ func (f *Flow) WheelLocation(ctx context.Context) (string, error) {
 		}
 		return "", stepFailed(st.Code, "tensorrt_llm is not installed for %s: %s", f.cfg.Python, msg)
 	}
-	return strings.TrimSuffix(out.String(), "\n"), nil
+	loc := strings.TrimSuffix(out.String(), "\n")
+	if !filepath.IsAbs(loc) {
+		return "", stepFailed(1, "%s -c <find tensorrt_llm>: location %q is not an absolute path", f.cfg.Python, loc)
+	}
+	return loc, nil
 }
 
 // resolveWheelPath finds the wheel's location, prints it, and fills the

@@ -281,3 +281,18 @@ func FuzzExtractTarballEntries(f *testing.F) {
 		})
 	})
 }
+
+// tensorrt_llm's metadata in the working directory is found through Python's
+// '' path entry: the location is that directory, absolute, never empty.
+func TestWheelLocationIsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	f := newTestFlow(t, dir)
+	os.Mkdir(filepath.Join(dir, "tensorrt_llm-9.9.dist-info"), 0o755)
+	loc, err := f.WheelLocation(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc != dir {
+		t.Fatalf("location %q, want %q", loc, dir)
+	}
+}
