@@ -113,7 +113,7 @@ func prepareLauncher(_ context.Context, f *Flow) error {
 // the `Location:` of `pip show`, found as importlib.metadata finds it (first
 // entry in path order, names normalised) with one interpreter start instead
 // of two pip runs, and without importing importlib.metadata (a third of the
-// start-up time). The entry is made absolute as pip shows it: ” (the
+// start-up time). The entry is made absolute as pip shows it: the empty entry (the
 // working directory, first under -c) would otherwise give an empty location.
 const locateScript = `import os, sys
 def norm(n): return n.lower().replace("-", "_").replace(".", "_")

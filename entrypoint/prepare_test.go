@@ -283,7 +283,7 @@ func FuzzExtractTarballEntries(f *testing.F) {
 }
 
 // tensorrt_llm's metadata in the working directory is found through Python's
-// ” path entry: the location is that directory, absolute, never empty.
+// empty path entry: the location is that directory, absolute, never empty.
 func TestWheelLocationIsAbsolute(t *testing.T) {
 	dir := t.TempDir()
 	f := newTestFlow(t, dir)
