@@ -1,9 +1,10 @@
 package entrypoint
 
 import (
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/slurmrun/slurmrun/internal/redact"
 )
 
 // Env is an environment as an ordered set of NAME=VALUE entries. Later
@@ -73,22 +74,12 @@ func (e *Env) List() []string {
 	return out
 }
 
-// secretName matches names whose values must never be printed (F9).
-var secretName = regexp.MustCompile(`(?i)TOKEN|SECRET|PASSWORD|PASSWD|PSW|KEY|CREDENTIAL`)
-
-// Masked is what a secret value is printed as.
-const Masked = "********"
-
-// Dump returns the entries sorted as `env | sort` prints them, with the
-// values of secret-like names masked.
-func (e *Env) Dump() []string {
+// Dump returns the entries sorted as `env | sort` prints them, with secret
+// values masked.
+func (e *Env) Dump(red *redact.Redactor) []string {
 	out := make([]string, 0, len(e.names))
 	for _, n := range e.names {
-		v := e.values[n]
-		if secretName.MatchString(n) && v != "" {
-			v = Masked
-		}
-		out = append(out, n+"="+v)
+		out = append(out, n+"="+red.Value(n, e.values[n]))
 	}
 	sort.Strings(out)
 	return out

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
 )
 
@@ -22,8 +23,11 @@ type Flow struct {
 	env     *Env     // the flow's environment; pytest's is derived from it
 	log     *logrus.Entry
 	sup     *proc.Supervisor
-	stdout  io.Writer
+	stdout  io.Writer // the commands' standard output and error
 	stderr  io.Writer
+	red     *redact.Redactor
+	out     io.Writer // slurmrun's own lines, secrets masked
+	errOut  io.Writer
 
 	srcDir   string // <resourcePathNode>/TensorRT-LLM/src
 	defsDir  string // <srcDir>/tests/integration/defs
@@ -85,6 +89,8 @@ func NewFlow(cfg *Config, environ []string, log *logrus.Entry, sup *proc.Supervi
 		srcDir: filepath.Join(cfg.ResourcePathNode, "TensorRT-LLM", "src"),
 	}
 	f.defsDir = filepath.Join(f.srcDir, "tests", "integration", "defs")
+	f.red = redact.New(environ)
+	f.out, f.errOut = f.red.Writer(stdout), f.red.Writer(stderr)
 	f.result = newResult(cfg, host)
 	return f
 }
@@ -158,18 +164,18 @@ func (f *Flow) Run(ctx context.Context) int {
 	}
 	f.result.Codes = f.codes
 	f.result.Final = final
-	if path, err := f.result.write(f.resultDir()); err != nil {
+	if path, err := f.result.write(f.resultDir(), f.red); err != nil {
 		// A run without its record is not a success: CI would read the
 		// exit code and find nothing.
 		f.log.WithError(err).Error("cannot write the result file")
-		fmt.Fprintf(f.stderr, "slurmrun: the result file was not written: %v\n", err)
+		fmt.Fprintf(f.errOut, "slurmrun: the result file was not written: %v\n", err)
 		if final == 0 {
 			final = 1
 		}
 	} else {
 		f.log.WithField("path", path).Info("result file written")
 	}
-	fmt.Fprintf(f.stdout, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
+	fmt.Fprintf(f.out, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
 	return final
 }
 

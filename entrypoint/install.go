@@ -49,7 +49,7 @@ func (f *Flow) Install(ctx context.Context) error {
 	lock := f.InstallLock()
 	run := runIdentity()
 	if f.cfg.LocalRank != 0 {
-		fmt.Fprintf(f.stdout, "(Waiting for install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
+		fmt.Fprintf(f.out, "(Waiting for install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
 		var state string
 		err := poll(ctx, f.cfg.InstallTimeout, func() (bool, error) {
 			data, err := os.ReadFile(lock)
@@ -82,9 +82,9 @@ func (f *Flow) Install(ctx context.Context) error {
 	if err != nil {
 		state = "failed: " + err.Error() + "\n"
 	} else {
-		fmt.Fprintf(f.stdout, "(Writing install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
+		fmt.Fprintf(f.out, "(Writing install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
 	}
-	if werr := writeFileAtomic(lock, []byte("run "+run+"\n"+state), 0o644); werr != nil && err == nil {
+	if werr := writeFileAtomic(lock, []byte("run "+run+"\n"+f.red.String(state)), 0o644); werr != nil && err == nil {
 		err = stepFailed(1, "install lock: %w", werr)
 	}
 	return err
@@ -141,7 +141,7 @@ func (f *Flow) installSteps(ctx context.Context) error {
 	if err != nil {
 		return stepFailed(127, "%s: %w", f.cfg.Python, err)
 	}
-	fmt.Fprintln(f.stdout, python)
+	fmt.Fprintln(f.out, python)
 	if err := f.installCommand(ctx, 0, f.cfg.ResourcePathNode, python, "--version"); err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (f *Flow) installSteps(ctx context.Context) error {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	fmt.Fprintf(f.stdout, "HOST_NODE_NAME = %s ; GPU_UUIDS = %s ; STAGE_NAME = %s\n", host, uuids, f.cfg.StageName)
+	fmt.Fprintf(f.out, "HOST_NODE_NAME = %s ; GPU_UUIDS = %s ; STAGE_NAME = %s\n", host, uuids, f.cfg.StageName)
 	return nil
 }
 
@@ -250,10 +250,10 @@ func (f *Flow) retry(ctx context.Context, what string, limit time.Duration, atte
 		if ctx.Err() != nil {
 			return err
 		}
-		fmt.Fprintf(f.stdout, "Command failed with exit code %d. Attempt %d/%d.\n", codeOf(err), i, tries)
+		fmt.Fprintf(f.out, "Command failed with exit code %d. Attempt %d/%d.\n", codeOf(err), i, tries)
 		f.log.WithError(err).WithField("attempt", fmt.Sprintf("%d/%d", i, tries)).Warn("install command failed")
 		if i < tries {
-			fmt.Fprintf(f.stdout, "Retrying in %d seconds...\n", int(f.cfg.RetryDelay.Seconds()))
+			fmt.Fprintf(f.out, "Retrying in %d seconds...\n", int(f.cfg.RetryDelay.Seconds()))
 			select {
 			case <-ctx.Done():
 				return err
@@ -261,7 +261,7 @@ func (f *Flow) retry(ctx context.Context, what string, limit time.Duration, atte
 			}
 		}
 	}
-	fmt.Fprintln(f.stdout, "Command failed after max attempts.")
+	fmt.Fprintln(f.out, "Command failed after max attempts.")
 	return err
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/slurmrun/slurmrun/internal/redact"
 )
 
 // RunInstall runs the install step alone, as the disaggregated launcher's
@@ -35,14 +37,11 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 	if err := f.Prepare(); err != nil {
 		return err
 	}
+	w = f.red.Writer(w)
 	fmt.Fprintln(w, "Configuration:")
 	rv := reflect.ValueOf(*f.cfg)
 	for i, fd := range configFields() {
-		v := fmt.Sprint(rv.Field(i).Interface())
-		if secretName.MatchString(fd.name) && v != "" {
-			v = Masked
-		}
-		fmt.Fprintf(w, "  %s=%s\n", fd.name, v)
+		fmt.Fprintf(w, "  %s=%s\n", fd.name, f.red.Value(fd.name, fmt.Sprint(rv.Field(i).Interface())))
 	}
 
 	fmt.Fprintln(w, "\nSteps:")
@@ -86,7 +85,7 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 		fmt.Fprintln(w, "  "+line)
 	}
 	fmt.Fprintln(w, "\nEnvironment of pytest compared with slurmrun's:")
-	for _, line := range EnvDiff(NewEnv(f.initial), f.childEnv) {
+	for _, line := range EnvDiff(NewEnv(f.initial), f.childEnv, f.red) {
 		fmt.Fprintln(w, "  "+line)
 	}
 	return nil
@@ -152,13 +151,8 @@ func declNames(d *syntax.DeclClause) []string {
 
 // EnvDiff lists what after adds (+), removes (-) and changes (~) relative to
 // before, masking secret values.
-func EnvDiff(before, after *Env) []string {
-	show := func(name, v string) string {
-		if secretName.MatchString(name) && v != "" {
-			return Masked
-		}
-		return v
-	}
+func EnvDiff(before, after *Env, red *redact.Redactor) []string {
+	show := red.Value
 	var out []string
 	for _, n := range after.Names() {
 		a, _ := after.Get(n)

@@ -26,7 +26,7 @@ func (f *Flow) Prepare() error {
 	}
 	f.command = cmd
 	if f.cfg.Role.NeedsPlaceholder() && !strings.Contains(cmd.Text, WheelPlaceholder) {
-		fmt.Fprintf(f.stderr, "Error: placeholder '%s' not found in the command\n", WheelPlaceholder)
+		fmt.Fprintf(f.errOut, "Error: placeholder '%s' not found in the command\n", WheelPlaceholder)
 		return &StepError{Code: 1, Err: fmt.Errorf("pytestCommand has no %s", WheelPlaceholder)}
 	}
 	return nil
@@ -74,19 +74,19 @@ const nvidiaParams = "/proc/driver/nvidia/params"
 
 // checkCoherentMapping prints the driver's Coherent lines on GB200 stages.
 func checkCoherentMapping(_ context.Context, f *Flow) error {
-	fmt.Fprintln(f.stdout, "Checking Coherent GPU mapping (for GB200)...")
+	fmt.Fprintln(f.out, "Checking Coherent GPU mapping (for GB200)...")
 	data, err := os.ReadFile(nvidiaParams)
 	found := false
 	if err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if strings.Contains(line, "Coherent") {
-				fmt.Fprintln(f.stdout, line)
+				fmt.Fprintln(f.out, line)
 				found = true
 			}
 		}
 	}
 	if !found {
-		fmt.Fprintln(f.stdout, "Unable to grep Coherent from "+nvidiaParams)
+		fmt.Fprintln(f.out, "Unable to grep Coherent from "+nvidiaParams)
 	}
 	return nil
 }
@@ -166,14 +166,14 @@ func resolveWheelPath(ctx context.Context, f *Flow) error {
 		return err
 	}
 	f.wheelDir = loc
-	fmt.Fprintf(f.stdout, "TRTLLM WHEEL PATH: %s\n", loc)
+	fmt.Fprintf(f.out, "TRTLLM WHEEL PATH: %s\n", loc)
 	filled, n, err := f.command.Fill(WheelPlaceholder, loc)
 	if err != nil {
 		return stepFailed(1, "%w", err)
 	}
 	if n == 0 {
 		if f.cfg.Role.NeedsPlaceholder() {
-			fmt.Fprintf(f.stderr, "Error: placeholder '%s' not found in the command\n", WheelPlaceholder)
+			fmt.Fprintf(f.errOut, "Error: placeholder '%s' not found in the command\n", WheelPlaceholder)
 			return stepFailed(1, "pytestCommand has no %s", WheelPlaceholder)
 		}
 		f.log.WithField("role", f.cfg.Role).Info("no wheel-path placeholder in this role's command")
@@ -277,9 +277,9 @@ func prependLibraryPath(_ context.Context, f *Flow) error {
 	current, _ := f.env.Get("LD_LIBRARY_PATH")
 	f.env.Set("LD_LIBRARY_PATH", WithLibraryPath(current, filepath.Join(f.wheelDir, "tensorrt_llm", "libs")))
 	v, _ := f.env.Get("LD_LIBRARY_PATH")
-	fmt.Fprintln(f.stdout, "Library Path:")
-	fmt.Fprintln(f.stdout, v)
-	return writeLines(f.stdout, f.env.Dump())
+	fmt.Fprintln(f.out, "Library Path:")
+	fmt.Fprintln(f.out, v)
+	return writeLines(f.out, f.env.Dump(f.red))
 }
 
 func writeLines(w io.Writer, lines []string) error {
@@ -294,7 +294,7 @@ func writeLines(w io.Writer, lines []string) error {
 
 // printFullCommand prints the command with the placeholder filled.
 func printFullCommand(_ context.Context, f *Flow) error {
-	fmt.Fprintf(f.stdout, "Full Command: %s\n", f.command.Text)
+	fmt.Fprintf(f.out, "Full Command: %s\n", f.command.Text)
 	f.childEnv = f.env.Clone()
 	return nil
 }

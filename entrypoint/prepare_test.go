@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/redact"
 )
 
 func TestWithLibraryPath(t *testing.T) {
@@ -48,11 +50,23 @@ func TestScrub(t *testing.T) {
 }
 
 func TestDumpMasksSecrets(t *testing.T) {
-	env := NewEnv([]string{"HF_TOKEN=hf_abc", "S3_SECRET_KEY=s3", "OPEN_SEARCH_DB_CREDENTIALS_PSW=pw", "db_password=x",
-		"MY_PASSWD=y", "api_key=z", "GITHUB_CREDENTIAL=c", "PATH=/bin", "EMPTY_TOKEN=", "B=2", "A=1"})
-	got := env.Dump()
-	want := []string{"A=1", "B=2", "EMPTY_TOKEN=", "GITHUB_CREDENTIAL=" + Masked, "HF_TOKEN=" + Masked, "MY_PASSWD=" + Masked,
-		"OPEN_SEARCH_DB_CREDENTIALS_PSW=" + Masked, "PATH=/bin", "S3_SECRET_KEY=" + Masked, "api_key=" + Masked, "db_password=" + Masked}
+	environ := []string{"HF_TOKEN=hf_abc", "S3_SECRET_KEY=s3", "OPEN_SEARCH_DB_CREDENTIALS_PSW=pw", "db_password=x",
+		"MY_PASSWD=y", "api_key=z", "GITHUB_CREDENTIAL=c", "PATH=/bin", "EMPTY_TOKEN=", "B=2", "A=1",
+		"PIP_INDEX_URL=https://u:pipsecret@pypi.example/simple", "HTTPS_PROXY=http://p:proxysecret@proxy:3128",
+		"DATABASE_URL=postgres://app:dbsecret@db/x", "SENTRY_DSN=https://dsnkey@sentry.example/1",
+		"AZURE_STORAGE_CONNECTION_STRING=AccountName=a;AccountKey=azsecret;EndpointSuffix=core",
+		"CI_JOB_JWT=eyJhbGciOiJI.eyJzdWIiOiIx.SflKxwRJSMeK", "GH_PAT=ghp_0123456789abcdefghijABCDEF", "MYSQL_PWD=mysqlsecret",
+		"SSHPASS=sshsecret", "NPM_AUTH=npmsecret", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*", "PWD=/work",
+		"pytestCommand=HF_TOKEN=hf_inline python3 -m pytest"}
+	got := NewEnv(environ).Dump(redact.New(environ))
+	m := redact.Mask
+	want := []string{"A=1", "AZURE_STORAGE_CONNECTION_STRING=AccountName=a;AccountKey=" + m + ";EndpointSuffix=core", "B=2",
+		"CI_JOB_JWT=" + m, "DATABASE_URL=postgres://app:" + m + "@db/x", "EMPTY_TOKEN=", "GH_PAT=" + m,
+		"GITHUB_CREDENTIAL=" + m, "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*", "HF_TOKEN=" + m,
+		"HTTPS_PROXY=http://p:" + m + "@proxy:3128", "MYSQL_PWD=" + m, "MY_PASSWD=" + m, "NPM_AUTH=" + m,
+		"OPEN_SEARCH_DB_CREDENTIALS_PSW=" + m, "PATH=/bin", "PIP_INDEX_URL=https://u:" + m + "@pypi.example/simple", "PWD=/work",
+		"S3_SECRET_KEY=" + m, "SENTRY_DSN=" + m, "SSHPASS=" + m, "api_key=" + m, "db_password=" + m,
+		"pytestCommand=HF_TOKEN=" + m + " python3 -m pytest"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Dump:\n got %q\nwant %q", got, want)
 	}

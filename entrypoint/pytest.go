@@ -25,7 +25,7 @@ import (
 func runPytest(ctx context.Context, f *Flow) error {
 	code, shellErr := f.interpret(ctx)
 	f.codes.Pytest = intp(code)
-	fmt.Fprintf(f.stdout, "Rank%d Pytest finished execution with exit code %d\n", f.cfg.Rank, code)
+	fmt.Fprintf(f.out, "Rank%d Pytest finished execution with exit code %d\n", f.cfg.Rank, code)
 	if shellErr != "" {
 		return stepFailed(code, "pytestCommand: the interpreter failed: %s", shellErr)
 	}
@@ -44,7 +44,7 @@ func runPytest(ctx context.Context, f *Flow) error {
 func (f *Flow) interpret(ctx context.Context) (code int, shellErr string) {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	errs := &interpreterErrors{out: f.stderr, stop: stop}
+	errs := &interpreterErrors{out: f.errOut, stop: stop}
 	runner, err := interp.New(
 		interp.Env(expand.ListEnviron(f.childEnv.List()...)),
 		interp.Dir(f.defsDir),
@@ -75,7 +75,7 @@ func (f *Flow) interpret(ctx context.Context) (code int, shellErr string) {
 		if sig := proc.TerminatingSignal(ctx); sig != 0 {
 			return 128 + int(sig), ""
 		}
-		fmt.Fprintf(f.stderr, "pytestCommand: %v\n", err)
+		fmt.Fprintf(f.errOut, "pytestCommand: %v\n", err)
 		return 1, ""
 	}
 	return 0, ""
@@ -133,7 +133,7 @@ func (f *Flow) supervised(interp.ExecHandlerFunc) interp.ExecHandlerFunc {
 		hc := interp.HandlerCtx(ctx)
 		path, err := interp.LookPathDir(hc.Dir, hc.Env, args[0])
 		if err != nil {
-			fmt.Fprintln(f.stderr, err)
+			fmt.Fprintln(f.errOut, err)
 			return interp.ExitStatus(127)
 		}
 		// The flow's stderr, not the interpreter's: what programs write is
@@ -143,7 +143,7 @@ func (f *Flow) supervised(interp.ExecHandlerFunc) interp.ExecHandlerFunc {
 		f.log.WithField("argv", args).Debug("starting")
 		st, err := f.sup.Run(cmd)
 		if err != nil {
-			fmt.Fprintf(f.stderr, "%s: %v\n", args[0], err)
+			fmt.Fprintf(f.errOut, "%s: %v\n", args[0], err)
 		}
 		if st.Code != 0 {
 			return interp.ExitStatus(st.Code)
@@ -262,15 +262,15 @@ func checkPerf(ctx context.Context, f *Flow) error {
 	basePath := filepath.Join(perfDir, base)
 	results := filepath.Join(f.cfg.StageName, "perf_script_test_results.csv")
 
-	fmt.Fprintln(f.stdout, "Check Perf Result")
+	fmt.Fprintln(f.out, "Check Perf Result")
 	check, _ := f.run(ctx, f.defsDir, f.cfg.Python, filepath.Join(perfDir, "sanity_perf_check.py"), results, basePath)
-	fmt.Fprintln(f.stdout, "Create Perf Report")
+	fmt.Fprintln(f.out, "Create Perf Report")
 	report, _ := f.run(ctx, f.defsDir, f.cfg.Python, filepath.Join(perfDir, "create_perf_comparison_report.py"),
 		"--output_path", filepath.Join(f.cfg.StageName, "report.pdf"), "--files", results, basePath)
-	fmt.Fprintf(f.stdout, "Rank%d Perf report finished execution with exit code %d\n", f.cfg.Rank, report.Code)
+	fmt.Fprintf(f.out, "Rank%d Perf report finished execution with exit code %d\n", f.cfg.Rank, report.Code)
 	code := foldReport(check.Code, report.Code)
 	f.codes.PerfCheck, f.codes.PerfReport = intp(code), intp(report.Code)
-	fmt.Fprintf(f.stdout, "Rank%d Perf check finished execution with exit code %d\n", f.cfg.Rank, code)
+	fmt.Fprintf(f.out, "Rank%d Perf check finished execution with exit code %d\n", f.cfg.Rank, code)
 	if code != 0 {
 		return stepFailed(code, "perf check failed")
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/redact"
 )
 
 // Result is what a rank leaves in the job workspace: who it was, each step's
@@ -86,11 +88,13 @@ func ReadResult(path string) (*Result, error) {
 	return &r, nil
 }
 
-func (r *Result) write(dir string) (string, error) {
+func (r *Result) write(dir string, red *redact.Redactor) (string, error) {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode result: %w", err)
 	}
+	// Step details quote errors, and errors quote URLs and commands.
+	data = []byte(red.String(string(data)))
 	path := filepath.Join(dir, r.FileName())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("result directory: %w", err)

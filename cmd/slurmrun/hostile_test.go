@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,5 +74,87 @@ func TestSpecNeedsABundle(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(b, "config.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("config.json: %v %v", fi.Mode(), err)
+	}
+}
+
+// Secrets never reach what slurmrun writes (stdout, logs, the record, the
+// install lock, plan); pytest and the install still get the real values.
+func TestSecretsAreMaskedEverywhereSlurmrunWrites(t *testing.T) {
+	secrets := map[string]string{
+		"PIP_INDEX_URL":                   "https://user:pip-s3cret@pypi.example/simple",
+		"HTTPS_PROXY":                     "http://proxy:proxy-s3cret@proxy.example:3128",
+		"DATABASE_URL":                    "postgres://app:db-s3cret@db.example/x",
+		"SENTRY_DSN":                      "https://dsn-s3cret@sentry.example/1",
+		"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;AccountKey=az-s3cret;EndpointSuffix=core",
+		"CI_JOB_JWT":                      "eyJhbGciOiJI.eyJzdWIiOiIx.jwt-s3cret",
+		"GH_PAT":                          "gh-pat-s3cret",
+		"MYSQL_PWD":                       "mysql-s3cret",
+		"SSHPASS":                         "ssh-s3cret",
+		"NPM_AUTH":                        "npm-s3cret",
+	}
+	tr := newTree(t)
+	for k, v := range secrets {
+		tr.env[k] = v
+	}
+	envOut := filepath.Join(tr.dir, "pytest-env")
+	tr.env["ENV_OUT"] = envOut
+	tr.env["perfMode"] = "false"
+	tr.env["pytestCommand"] = "HF_TOKEN=hf-inline-s3cret " + tr.pytest("test_cases.py::test_env")
+	for _, sub := range []string{"plan", "run"} {
+		r := runBin(t, tr.env, sub)
+		if r.code != 0 {
+			t.Fatalf("%s: exit code %d\n%s", sub, r.code, r.stderr)
+		}
+		written := r.stdout + r.stderr
+		if sub == "run" {
+			matches, _ := filepath.Glob(filepath.Join(tr.ws, "slurmrun", "*.json"))
+			for _, m := range matches {
+				data, _ := os.ReadFile(m)
+				written += string(data)
+			}
+		}
+		if !strings.Contains(written, "********") {
+			t.Errorf("%s: nothing masked at all:\n%s", sub, written)
+		}
+		if strings.Contains(written, "s3cret") {
+			for _, l := range strings.Split(written, "\n") {
+				if strings.Contains(l, "s3cret") {
+					t.Errorf("%s wrote a secret: %s", sub, l)
+				}
+			}
+		}
+	}
+	seen, _ := os.ReadFile(envOut)
+	for k, v := range secrets {
+		if !strings.Contains(string(seen), k+"="+v+"\n") {
+			t.Errorf("pytest did not get the real %s", k)
+		}
+	}
+	if !strings.Contains(string(seen), "HF_TOKEN=hf-inline-s3cret") {
+		t.Error("pytest did not get the inline HF_TOKEN")
+	}
+
+	// The install: a password in llmTarfile, a download that fails.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	env := installEnv(t, strings.Replace(srv.URL, "http://", "http://user:tar-s3cret@", 1)+"/llm.tar.gz")
+	env["SLURMRUN_INSTALL_RETRIES"] = "1"
+	r := runBin(t, env, "run")
+	if r.code == 0 {
+		t.Fatal("the install did not fail")
+	}
+	written := r.stdout + r.stderr
+	for _, pattern := range []string{filepath.Join(env["resourcePathNode"], "install_lock_*"), filepath.Join(env["jobWorkspace"], "slurmrun", "*.json")} {
+		matches, _ := filepath.Glob(pattern)
+		if len(matches) == 0 {
+			t.Errorf("nothing at %s", pattern)
+		}
+		for _, m := range matches {
+			data, _ := os.ReadFile(m)
+			written += string(data)
+		}
+	}
+	if strings.Contains(written, "tar-s3cret") || !strings.Contains(written, "user:********@") {
+		t.Errorf("the install wrote its password, or masked nothing:\n%s", written)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
 )
 
@@ -48,11 +49,14 @@ func runLaunch(args []string, signals container.SignalState, stdout, stderr *os.
 		fmt.Fprintf(stderr, "slurmrun launch: %v\n", err)
 		return 2
 	}
-	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).WithField("job", cfg.JobID)
+	// launch's own lines and logs, secrets masked (srun lines in a dry run
+	// hold the roles' commands).
+	red := redact.New(environ)
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, red.Writer(stderr)).WithField("job", cfg.JobID)
 	sup := proc.New(log, signals)
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
-	l := entrypoint.NewLauncher(cfg, srunArgs, environ, log, sup, stdout)
+	l := entrypoint.NewLauncher(cfg, srunArgs, environ, log, sup, red.Writer(stdout))
 	if *dryRun {
 		if err := l.DryRun(ctx); err != nil {
 			fmt.Fprintf(stderr, "slurmrun launch: %v\n", err)

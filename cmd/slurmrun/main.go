@@ -16,6 +16,7 @@ import (
 
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
 )
 
@@ -147,12 +148,15 @@ func runFlow(sub string, args []string, signals container.SignalState, stdout, s
 		need = entrypoint.NeedInstall
 	}
 	environ := os.Environ()
+	// slurmrun's own messages and logs, secrets masked; the commands keep
+	// the real stderr.
+	says := redact.New(environ).Writer(stderr)
 	cfg, err := entrypoint.LoadConfig(environ, need)
 	if err != nil {
-		fmt.Fprintf(stderr, "slurmrun %s: %v\n", sub, err)
+		fmt.Fprintf(says, "slurmrun %s: %v\n", sub, err)
 		return 2
 	}
-	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, says).WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
 	sup := proc.New(log, signals)
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
@@ -163,13 +167,13 @@ func runFlow(sub string, args []string, signals container.SignalState, stdout, s
 		return flow.RunInstall(ctx)
 	case "plan":
 		if err := flow.Plan(ctx, stdout); err != nil {
-			fmt.Fprintf(stderr, "slurmrun plan: %v\n", err)
+			fmt.Fprintf(says, "slurmrun plan: %v\n", err)
 			return 1
 		}
 		return 0
 	}
 	if err := flow.Prepare(); err != nil {
-		fmt.Fprintf(stderr, "slurmrun run: %v\n", err)
+		fmt.Fprintf(says, "slurmrun run: %v\n", err)
 		return exitCode(err)
 	}
 	return flow.Run(ctx)
