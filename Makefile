@@ -7,7 +7,7 @@ export CGO_ENABLED := 0
 # slurmrun_fwdsig: read the inherited signal state from the runtime (see container/sigstate.go).
 TAGS    := slurmrun_fwdsig
 
-.PHONY: build test demo bench deps slurm runtimes image vet clean
+.PHONY: build test demo bench deps slurm pyxis runtimes image sqsh vet clean
 
 build:
 	$(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/slurmrun ./cmd/slurmrun
@@ -20,6 +20,11 @@ deps:
 # without it those tests skip and say so).
 slurm:
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/slurm-local.sh start; else echo "not root: the Slurm tests will be skipped"; fi
+
+# pyxis builds enroot and pyxis from ../shared/vendor into the local Slurm
+# (root only; without it the srun --container-image tests skip and say so).
+pyxis: slurm
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/pyxis-setup.sh; else echo "not root: the pyxis tests will be skipped"; fi
 
 # runtimes makes crun usable here (root only; the container tests skip without it).
 runtimes:
@@ -36,7 +41,7 @@ vet:
 # `cmd &`), bounded in processes. The tests build with the runtime's signal
 # record, so a toolchain that changes it fails here (container/sigrecord_runtime.go).
 GOTEST := $(GO) test -count=1 -tags $(TAGS) -ldflags=-checklinkname=0 -timeout 15m
-test: deps build vet slurm runtimes
+test: deps build vet slurm pyxis runtimes
 	$(GOTEST) ./...
 	./scripts/test-signals-ignored.sh $(GOTEST) ./...
 

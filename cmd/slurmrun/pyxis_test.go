@@ -1,0 +1,146 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pyxisUp makes sure the local Slurm has pyxis and enroot
+// (scripts/pyxis-setup.sh, run by `make test` as root).
+func pyxisUp(t testing.TB) {
+	t.Helper()
+	slurmUp(t)
+	if out, _ := exec.Command("srun", "--help").Output(); strings.Contains(string(out), "--container-image") {
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("no pyxis in the local Slurm (scripts/pyxis-setup.sh needs root)")
+	}
+	if b, err := exec.Command("../../scripts/pyxis-setup.sh").CombinedOutput(); err != nil {
+		t.Fatalf("cannot set up pyxis: %v\n%s", err, b)
+	}
+}
+
+// pyxisImage is the test image: the static binary alone at
+// /usr/local/bin/slurmrun, with merged-/usr links so that the host's
+// userland mounted in (/usr/bin, /usr/lib, /usr/lib64) gives it /bin/sh and
+// python3. No registry is reachable here, and building a Debian image
+// offline would test Debian, not slurmrun.
+func pyxisImage(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"usr/local/bin", "usr/bin", "usr/lib", "usr/lib64", "usr/sbin", "etc", "tmp", "proc", "sys", "dev", "run", "root", "var/tmp"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	for link, target := range map[string]string{"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"} {
+		os.Symlink(target, filepath.Join(root, link))
+	}
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "usr/local/bin/slurmrun"), data, 0o755)
+	img := filepath.Join(dir, "slurmrun.sqsh")
+	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-all-root", "-quiet").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	return img
+}
+
+// pyxisEnv is what the README tells users to name in --container-env, and
+// PATH: the job's venv must stay first (pyxis gives the task the image's
+// PATH otherwise).
+const pyxisEnv = "pytestCommand,stageName,resourcePathNode,jobWorkspace,coverageConfigFile,perfMode,PATH"
+
+// pyxisSrun is the srun line for tr, the container's command last.
+func pyxisSrun(tr *tree, img string, command ...string) []string {
+	mounts := strings.Join([]string{"/usr/bin:/usr/bin", "/usr/lib:/usr/lib", "/usr/lib64:/usr/lib64",
+		tr.dir + ":" + tr.dir, filepath.Dir(binary) + ":" + filepath.Dir(binary)}, ",")
+	return append([]string{"srun", "-N2", "--ntasks-per-node=1", "--container-image=" + img,
+		"--container-mounts=" + mounts, "--container-workdir=" + tr.dir, "--container-env=" + pyxisEnv}, command...)
+}
+
+func pyxisTree(t *testing.T) *tree {
+	pyxisUp(t)
+	tr := newTree(t)
+	// Slurm sets these for the job.
+	for _, k := range []string{"SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NUM_NODES"} {
+		delete(tr.env, k)
+	}
+	os.MkdirAll(tr.ws, 0o755)
+	return tr
+}
+
+// srun --container-image on two nodes: rank 0 and 1 with their
+// SLURM_PROCID, the wheel placeholder filled from inside the container, the
+// records and the Rank lines; a failing test fails the step and both
+// records say so.
+func TestPyxisTwoNodes(t *testing.T) {
+	tr := pyxisTree(t)
+	img := pyxisImage(t)
+	for _, tt := range []struct {
+		selection string
+		final     int
+	}{{"test_demo.py -k 'not single_node'", 0}, {"test_cases.py::test_fail", 1}} {
+		os.RemoveAll(filepath.Join(tr.ws, "slurmrun"))
+		tr.env["pytestCommand"] = tr.pytest(tt.selection)
+		argv := append([]string{"timeout", "180"}, pyxisSrun(tr, img, "/usr/local/bin/slurmrun", "run")...)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		for k, v := range tr.env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != (tt.final == 0) {
+			t.Fatalf("%s: srun: %v\n%s", tt.selection, err, out)
+		}
+		for rank := 0; rank < 2; rank++ {
+			res := resultOf(t, tr.ws, rank)
+			if res.Rank != rank || res.Final != tt.final || res.StepID == "" {
+				t.Errorf("%s: rank %d: rank %d final %d step %q", tt.selection, rank, res.Rank, res.Final, res.StepID)
+			}
+		}
+		for rank := 0; rank < 2; rank++ {
+			mustContainInOrder(t, string(out), "TRTLLM WHEEL PATH: "+siteDir,
+				"Rank"+string(rune('0'+rank))+" Final Slurm run finished execution with exit code "+string(rune('0'+tt.final)))
+		}
+		t.Logf("%s: srun --container-image output (tail):\n%s", tt.selection, lastLines(string(out), 2))
+	}
+}
+
+// scancel mid-pytest: every rank records 143 and the signal, nothing of the
+// step is left on the host, and pyxis has removed its containers.
+func TestPyxisCancelled(t *testing.T) {
+	tr := pyxisTree(t)
+	img := pyxisImage(t)
+	mark := filepath.Join(tr.dir, "sleeping")
+	tr.env["SLEEP_MARK"] = mark
+	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
+	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
+	line := pyxisSrun(tr, img, "/usr/local/bin/slurmrun", "run")
+	line[len(line)-3] = strings.Replace(line[len(line)-3], pyxisEnv, pyxisEnv+",SLEEP_MARK", 1)
+	id := j.submitScript(t, strings.Join(line, " "))
+	if !waitFile(mark, 2*time.Minute) {
+		log, _ := os.ReadFile(filepath.Join(tr.ws, "job-output.log"))
+		t.Fatalf("pytest never started sleeping\n%s", log)
+	}
+	time.Sleep(500 * time.Millisecond)
+	exec.Command("scancel", id).Run()
+	waitJob(t, id, time.Minute)
+	for rank := 0; rank < 2; rank++ {
+		res := resultOf(t, tr.ws, rank)
+		if res.Final != 143 || res.Signal != "terminated" {
+			t.Errorf("rank %d: final %d signal %q", rank, res.Final, res.Signal)
+		}
+	}
+	if out, _ := exec.Command("pgrep", "-f", "test_cases.py::test_sleep").Output(); len(out) > 0 {
+		t.Errorf("processes of the step left: %s", out)
+	}
+	if left, _ := filepath.Glob("/var/tmp/enroot-test/*/data/pyxis_" + id + ".*"); len(left) > 0 {
+		t.Errorf("enroot containers left: %v", left)
+	}
+}
