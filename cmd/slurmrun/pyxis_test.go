@@ -30,7 +30,12 @@ func pyxisUp(t testing.TB) {
 // userland mounted in (/usr/bin, /usr/lib, /usr/lib64) gives it /bin/sh and
 // python3. No registry is reachable here, and building a Debian image
 // offline would test Debian, not slurmrun.
-func pyxisImage(t testing.TB) string {
+func pyxisImage(t testing.TB) string { return pyxisImageWith(t, nil) }
+
+// pyxisImageWith adds files (path in the image: content) to the image:
+// /etc/rc is what enroot runs as the image's entrypoint (enroot import
+// writes it from ENTRYPOINT), /etc/environment its ENV.
+func pyxisImageWith(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "rootfs")
@@ -45,6 +50,9 @@ func pyxisImage(t testing.TB) string {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(root, "usr/local/bin/slurmrun"), data, 0o755)
+	for name, content := range files {
+		os.WriteFile(filepath.Join(root, name), []byte(content), 0o755)
+	}
 	img := filepath.Join(dir, "slurmrun.sqsh")
 	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-all-root", "-quiet").CombinedOutput(); err != nil {
 		t.Fatalf("mksquashfs: %v\n%s", err, out)
@@ -142,5 +150,59 @@ func TestPyxisCancelled(t *testing.T) {
 	}
 	if left, _ := filepath.Glob("/var/tmp/enroot-test/*/data/pyxis_" + id + ".*"); len(left) > 0 {
 		t.Errorf("enroot containers left: %v", left)
+	}
+}
+
+// hostMounts gives an image holding only slurmrun the host's userland.
+const hostMounts = "--container-mounts=/usr/bin:/usr/bin,/usr/lib:/usr/lib,/usr/lib64:/usr/lib64"
+
+// pyxisRun runs srun with env added to the job's environment, bounded.
+func pyxisRun(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("timeout", append([]string{"60", "srun"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code == 124 {
+		t.Fatalf("srun %q still running after 60 s:\n%s", args, out)
+	}
+	return string(out), code
+}
+
+// The image's ENTRYPOINT is slurmrun exec --. pyxis runs it only when asked
+// (--container-entrypoint, or execute_entrypoint=1 in plugstack), and then
+// as a stop probe (ENTRYPOINT sh -c 'kill -STOP $$ ; exit 0'): slurmrun
+// mirrors the stop, so the step starts, and the task's exit code passes
+// through srun. (tini as the entrypoint hangs there until cancelled.)
+func TestPyxisEntrypoint(t *testing.T) {
+	pyxisUp(t)
+	img := pyxisImageWith(t, map[string]string{"etc/rc": "#!/bin/sh\nexec /usr/local/bin/slurmrun exec -- \"$@\"\n"})
+	task := []string{"sh", "-c", "echo rank=$SLURM_PROCID; exit 7"}
+	for _, entrypoint := range []string{"--container-entrypoint", "--no-container-entrypoint"} {
+		out, code := pyxisRun(t, nil, append([]string{"-N2", "--ntasks-per-node=1", entrypoint, "--container-image=" + img, hostMounts}, task...)...)
+		if code != 7 || !strings.Contains(out, "rank=0") || !strings.Contains(out, "rank=1") {
+			t.Errorf("%s: exit code %d, want 7 from both tasks:\n%s", entrypoint, code, out)
+		}
+	}
+}
+
+// Which value a task sees for a variable the image sets (/etc/environment)
+// and the job sets too: the image's, unless --container-env names it. PATH
+// is the image's, HOME is /root, LANG is dropped: what the README says.
+func TestPyxisEnvironmentPrecedence(t *testing.T) {
+	pyxisUp(t)
+	img := pyxisImageWith(t, map[string]string{"etc/environment": "PRECEDENCE=image\n"})
+	env := []string{"PRECEDENCE=job", "LANG=C.UTF-8", "PATH=/opt/job/bin:/usr/bin:/bin"}
+	show := []string{"sh", "-c", "echo PRECEDENCE=$PRECEDENCE PATH=$PATH HOME=$HOME LANG=${LANG-unset}"}
+	out, _ := pyxisRun(t, env, append([]string{"-N1", "--container-image=" + img, hostMounts}, show...)...)
+	if want := "PRECEDENCE=image PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=unset"; !strings.Contains(out, want) {
+		t.Errorf("without --container-env: want %q, got:\n%s", want, out)
+	}
+	out, _ = pyxisRun(t, env, append([]string{"-N1", "--container-image=" + img, hostMounts, "--container-env=PRECEDENCE,PATH,LANG"}, show...)...)
+	if want := "PRECEDENCE=job PATH=/opt/job/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8"; !strings.Contains(out, want) {
+		t.Errorf("with --container-env: want %q, got:\n%s", want, out)
 	}
 }
