@@ -61,5 +61,11 @@ image: $(if $(PREBUILT),build)
 	echo "$$tool build --target $(TARGET) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -f Containerfile ."; \
 	"$$tool" build --target $(TARGET) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -f Containerfile .
 
+# sqsh turns the image into the squashfs file pyxis runs (srun
+# --container-image=FILE), with enroot import.
+SQSH ?= bin/slurmrun-$(VERSION).sqsh
+sqsh: image
+	./scripts/enroot-import.sh $(IMAGE) $(SQSH)
+
 clean:
 	rm -rf bin

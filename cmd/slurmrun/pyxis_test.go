@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,4 +206,41 @@ func TestPyxisEnvironmentPrecedence(t *testing.T) {
 	if want := "PRECEDENCE=job PATH=/opt/job/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8"; !strings.Contains(out, want) {
 		t.Errorf("with --container-env: want %q, got:\n%s", want, out)
 	}
+}
+
+// The image pipeline end to end: `make sqsh` (make image, then enroot
+// import from podman's store) on a base image made here offline, and the
+// .sqsh run by pyxis on two nodes through its ENTRYPOINT.
+func TestImageToSquashfsUnderPyxis(t *testing.T) {
+	pyxisUp(t)
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Skip("podman is not installed (make deps installs it)")
+	}
+	dir := t.TempDir()
+	// The base: merged-/usr links and the mount points, as a distribution
+	// image has them; the userland itself is the host's, mounted in.
+	base := fmt.Sprintf("localhost/slurmrun-testbase:%d", os.Getpid())
+	tag := fmt.Sprintf("localhost/slurmrun-sqsh:%d", os.Getpid())
+	sqsh := filepath.Join(dir, "slurmrun.sqsh")
+	script := "set -e; r=" + dir + "/base; mkdir -p $r/usr/bin $r/usr/lib $r/usr/lib64 $r/usr/sbin $r/etc $r/tmp; " +
+		"ln -s usr/bin $r/bin; ln -s usr/lib $r/lib; ln -s usr/lib64 $r/lib64; ln -s usr/sbin $r/sbin; " +
+		"tar -C $r -c . | podman import - " + base
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("base image: %v\n%s", err, out)
+	}
+	defer exec.Command("podman", "rmi", "-f", tag, base).Run()
+	build := exec.Command("make", "-C", "../..", "sqsh", "PREBUILT=1", "BASE_IMAGE="+base, "IMAGE="+tag, "SQSH="+sqsh)
+	// enroot's cache and data for the import: this test's, not the nodes'.
+	build.Env = append(os.Environ(), "ENROOT_CACHE_PATH="+dir+"/cache", "ENROOT_DATA_PATH="+dir+"/data", "ENROOT_RUNTIME_PATH="+dir+"/run")
+	out, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make sqsh: %v\n%s", err, out)
+	}
+	t.Logf("make sqsh:\n%s", lastLines(string(out), 2))
+	got, code := pyxisRun(t, nil, "-N2", "--ntasks-per-node=1", "--container-entrypoint", "--container-image="+sqsh, hostMounts,
+		"sh", "-c", "/usr/local/bin/slurmrun version; cat /proc/$$/status | grep PPid; exit 5")
+	if code != 5 || strings.Count(got, "slurmrun ") < 2 {
+		t.Fatalf("srun the .sqsh: exit code %d, want 5 with the version from both tasks:\n%s", code, got)
+	}
+	t.Logf("srun --container-image=%s:\n%s", filepath.Base(sqsh), lastLines(got, 4))
 }
