@@ -128,3 +128,17 @@ func TestUsageListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// srun keeps only its last --container-env: the user's names and launch's
+// must be one option.
+func TestWithContainerEnv(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{[]string{"--container-image=x"}, []string{"--container-image=x", "--container-env=A,B"}},
+		{[]string{"--container-env=PATH", "--container-image=x"}, []string{"--container-image=x", "--container-env=PATH,A,B"}},
+		{[]string{"--container-env", "PATH,HOME", "-N2"}, []string{"-N2", "--container-env=PATH,HOME,A,B"}},
+	} {
+		if got := withContainerEnv(tt.in, "A", "B"); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("%q: got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

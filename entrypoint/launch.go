@@ -135,6 +135,27 @@ func Hostnames(ctx context.Context, sup *proc.Supervisor, nodeList string) ([]st
 	return strings.Fields(string(out)), nil
 }
 
+// withContainerEnv adds names to the --container-env of args. srun keeps
+// only the last --container-env it is given, so the user's names and these
+// go into one.
+func withContainerEnv(args []string, names ...string) []string {
+	out := make([]string, 0, len(args)+1)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if v, ok := strings.CutPrefix(a, "--container-env="); ok {
+			names = append(strings.Split(v, ","), names...)
+			continue
+		}
+		if a == "--container-env" && i+1 < len(args) {
+			names = append(strings.Split(args[i+1], ","), names...)
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return append(out, "--container-env="+strings.Join(names, ","))
+}
+
 // Plan returns the install step and the role steps in start order: GEN
 // servers on the first nodes, then CTX servers, then DISAGG_SERVER and
 // BENCHMARK overlapping them, as slurm_launch_draft.sh assigns them.
@@ -143,7 +164,7 @@ func (l *Launcher) Plan(nodes []string) (install *RoleStep, roles []*RoleStep, e
 	extra := l.srunArgs
 	if containsPrefix(extra, "--container-image") {
 		// pyxis lets image values win unless the job's are named.
-		extra = append(append([]string{}, extra...), "--container-env=DISAGG_SERVING_TYPE,pytestCommand")
+		extra = withContainerEnv(extra, "DISAGG_SERVING_TYPE", "pytestCommand")
 	}
 	srun := func(name string, rest ...string) []string {
 		return append(append(append([]string{"srun"}, extra...), "--job-name="+name, "--kill-on-bad-exit=1"), rest...)

@@ -244,3 +244,36 @@ func TestImageToSquashfsUnderPyxis(t *testing.T) {
 	}
 	t.Logf("srun --container-image=%s:\n%s", filepath.Base(sqsh), lastLines(got, 4))
 }
+
+// slurmrun launch with --container-image among its srun arguments, as
+// upstream launches disaggregated jobs: every role's step runs in the image
+// (its slurmrun, SLURMRUN_BIN), and the happy path holds on two nodes.
+func TestPyxisLaunch(t *testing.T) {
+	pyxisUp(t)
+	img := pyxisImage(t)
+	// The steps run the image's slurmrun: that they ran at all shows they
+	// ran in pyxis's containers, as long as the host has none there.
+	if _, err := os.Stat("/usr/local/bin/slurmrun"); err == nil {
+		t.Fatal("the host has /usr/local/bin/slurmrun: the test could not tell the image's apart")
+	}
+	j := newDisaggJob(t)
+	j.env["SLURMRUN_BIN"] = "/usr/local/bin/slurmrun"
+	mounts := strings.Join([]string{"/usr/bin:/usr/bin", "/usr/lib:/usr/lib", "/usr/lib64:/usr/lib64",
+		j.tr.dir + ":" + j.tr.dir, filepath.Dir(binary) + ":" + filepath.Dir(binary)}, ",")
+	id := j.submit(t, "--container-image="+img, "--container-mounts="+mounts, "--container-workdir="+j.tr.dir,
+		"--container-env=PATH")
+	waitJob(t, id, 3*time.Minute)
+	s, log := j.summary(t, id)
+	if s.ExitCode != 0 {
+		roles, _ := os.ReadFile(filepath.Join(j.tr.ws, "disagg_server.log"))
+		t.Fatalf("exit code %d\n%s\ndisagg_server.log:\n%s", s.ExitCode, log, roles)
+	}
+	for role, ranks := range map[string]int{"GEN_0": 2, "CTX_0": 2, "DISAGG_SERVER": 1, "BENCHMARK": 1} {
+		r := rowOf(t, s, role)
+		if r.ExitCode == nil || *r.ExitCode != 0 || r.Ranks != ranks {
+			t.Errorf("%s: %+v", role, r)
+		}
+	}
+	noRolesLeft(t, j)
+	t.Logf("launch in containers:\n%s", lastLines(log, 6))
+}
