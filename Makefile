@@ -48,7 +48,7 @@ test: deps build vet slurm pyxis runtimes
 demo: build
 	./bin/slurmrun demo
 
-bench: deps build slurm
+bench: deps build slurm pyxis
 	$(GO) test -count=1 -tags $(TAGS) -ldflags=-checklinkname=0 -run '^$$' -bench . -benchtime 1x -timeout 20m ./cmd/slurmrun
 
 # image builds the Containerfile with podman, buildah or docker, whichever is

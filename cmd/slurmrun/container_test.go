@@ -131,9 +131,22 @@ RunTimeQuery="crun --root=/run/crun-slurm state %n.%u.%j.%s.%t"
 RunTimeKill="crun --root=/run/crun-slurm kill -a %n.%u.%j.%s.%t"
 RunTimeDelete="crun --root=/run/crun-slurm delete --force %n.%u.%j.%s.%t"
 `
-	if err := os.WriteFile("/etc/slurm/oci.conf", []byte(conf), 0o644); err != nil {
+	// The host's oci.conf (or its absence) comes back after the test: one
+	// naming this test's temporary binary would break every later
+	// `srun --container` on the cluster.
+	const path = "/etc/slurm/oci.conf"
+	before, err := os.ReadFile(path)
+	existed := err == nil
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if existed {
+			os.WriteFile(path, before, 0o644)
+		} else {
+			os.Remove(path)
+		}
+	})
 }
 
 // slurmContainerTree is a fixture for jobs in Slurm's OCI containers.

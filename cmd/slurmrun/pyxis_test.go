@@ -66,11 +66,12 @@ func pyxisImageWith(t testing.TB, files map[string]string) string {
 // PATH otherwise).
 const pyxisEnv = "pytestCommand,stageName,resourcePathNode,jobWorkspace,coverageConfigFile,perfMode,PATH"
 
-// pyxisSrun is the srun line for tr, the container's command last.
-func pyxisSrun(tr *tree, img string, command ...string) []string {
+// pyxisSrun is the srun line for tr on nodes nodes, one task each, the
+// container's command last.
+func pyxisSrun(tr *tree, img string, nodes int, command ...string) []string {
 	mounts := strings.Join([]string{"/usr/bin:/usr/bin", "/usr/lib:/usr/lib", "/usr/lib64:/usr/lib64",
 		tr.dir + ":" + tr.dir, filepath.Dir(binary) + ":" + filepath.Dir(binary)}, ",")
-	return append([]string{"srun", "-N2", "--ntasks-per-node=1", "--container-image=" + img,
+	return append([]string{"srun", fmt.Sprintf("-N%d", nodes), "--ntasks-per-node=1", "--container-image=" + img,
 		"--container-mounts=" + mounts, "--container-workdir=" + tr.dir, "--container-env=" + pyxisEnv}, command...)
 }
 
@@ -98,7 +99,7 @@ func TestPyxisTwoNodes(t *testing.T) {
 	}{{"test_demo.py -k 'not single_node'", 0}, {"test_cases.py::test_fail", 1}} {
 		os.RemoveAll(filepath.Join(tr.ws, "slurmrun"))
 		tr.env["pytestCommand"] = tr.pytest(tt.selection)
-		argv := append([]string{"timeout", "180"}, pyxisSrun(tr, img, "/usr/local/bin/slurmrun", "run")...)
+		argv := append([]string{"timeout", "180"}, pyxisSrun(tr, img, 2, "/usr/local/bin/slurmrun", "run")...)
 		cmd := exec.Command(argv[0], argv[1:]...)
 		for k, v := range tr.env {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -130,7 +131,7 @@ func TestPyxisCancelled(t *testing.T) {
 	tr.env["SLEEP_MARK"] = mark
 	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
 	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
-	line := pyxisSrun(tr, img, "/usr/local/bin/slurmrun", "run")
+	line := pyxisSrun(tr, img, 2, "/usr/local/bin/slurmrun", "run")
 	line[len(line)-3] = strings.Replace(line[len(line)-3], pyxisEnv, pyxisEnv+",SLEEP_MARK", 1)
 	id := j.submitScript(t, strings.Join(line, " "))
 	if !waitFile(mark, 2*time.Minute) {
