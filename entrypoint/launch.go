@@ -45,7 +45,7 @@ type LaunchConfig struct {
 	StatusFile        string        `envconfig:"SLURMRUN_STATUS_FILE" desc:"file whose appearance tells the roles the benchmark is over (default <jobWorkspace>/benchmark_status.txt)"`
 	RoleExitTimeout   time.Duration `envconfig:"SLURMRUN_ROLE_EXIT_TIMEOUT" default:"60s" desc:"how long the roles get to exit after the benchmark before they are stopped"`
 	Grace             time.Duration `envconfig:"SLURMRUN_GRACE" default:"20s" desc:"SIGTERM to SIGKILL when steps are stopped"`
-	Binary            string        `envconfig:"SLURMRUN_BIN" desc:"slurmrun as the steps see it (default: this binary)"`
+	Binary            string        `envconfig:"SLURMRUN_BIN" desc:"slurmrun as the steps see it (default: the image's /usr/local/bin/slurmrun when the srun arguments name a container, else this binary)"`
 	Install           bool          `envconfig:"SLURMRUN_LAUNCH_INSTALL" default:"true" desc:"run slurmrun install on every node first"`
 	LogLevel          LogLevel      `envconfig:"SLURMRUN_LOG_LEVEL" default:"info" desc:"log level"`
 	LogFormat         string        `envconfig:"SLURMRUN_LOG_FORMAT" default:"text" desc:"log format: text or json"`
@@ -87,11 +87,6 @@ func LoadLaunchConfig(environ []string) (*LaunchConfig, error) {
 	if cfg.StatusFile == "" {
 		cfg.StatusFile = filepath.Join(cfg.JobWorkspace, "benchmark_status.txt")
 	}
-	if cfg.Binary == "" {
-		if self, err := os.Executable(); err == nil {
-			cfg.Binary = self
-		}
-	}
 	return &cfg, nil
 }
 
@@ -122,6 +117,11 @@ type Launcher struct {
 // NewLauncher prepares a launch; srunArgs are the launch prefix's srun
 // arguments, carried as a list and never re-split.
 func NewLauncher(cfg *LaunchConfig, srunArgs, environ []string, log *logrus.Entry, sup *proc.Supervisor, stdout io.Writer) *Launcher {
+	if cfg.Binary == "" {
+		c := *cfg
+		c.Binary = defaultBinary(srunArgs)
+		cfg = &c
+	}
 	return &Launcher{cfg: cfg, srunArgs: srunArgs, environ: environ, log: log, sup: sup, stdout: stdout}
 }
 
@@ -133,6 +133,22 @@ func Hostnames(ctx context.Context, sup *proc.Supervisor, nodeList string) ([]st
 		return nil, fmt.Errorf("scontrol show hostnames %s: %w", nodeList, err)
 	}
 	return strings.Fields(string(out)), nil
+}
+
+// ImageBinary is where the image puts slurmrun (Containerfile).
+const ImageBinary = "/usr/local/bin/slurmrun"
+
+// defaultBinary is slurmrun as the steps see it: in a pyxis container step
+// the image's, never the submitting host's path; otherwise this binary.
+func defaultBinary(srunArgs []string) string {
+	if containsPrefix(srunArgs, "--container-image") || containsPrefix(srunArgs, "--container-name") {
+		return ImageBinary
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "slurmrun"
+	}
+	return self
 }
 
 // withContainerEnv adds names to the --container-env of args. srun keeps

@@ -276,7 +276,7 @@ func TestLaunchDryRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"DISAGG_SERVING_TYPE=GEN_0 'pytestCommand=unset UCX_TLS && python3 ",
-		"srun --container-image=nvcr.io/x:1 --container-mounts=/a:/b,/c:/d --container-env=DISAGG_SERVING_TYPE,pytestCommand --job-name=GEN_0 --kill-on-bad-exit=1 -N 1 -w node1 --ntasks=2 --ntasks-per-node=2 ",
+		"srun --container-image=nvcr.io/x:1 --container-mounts=/a:/b,/c:/d --container-env=DISAGG_SERVING_TYPE,pytestCommand --job-name=GEN_0 --kill-on-bad-exit=1 -N 1 -w node1 --ntasks=2 --ntasks-per-node=2 /usr/local/bin/slurmrun run",
 		"--job-name=CTX_0 --kill-on-bad-exit=1 -N 1 -w node2 ",
 		"--job-name=DISAGG_SERVER --kill-on-bad-exit=1 --overlap -N 1 -w node1 --ntasks=1",
 		"--job-name=BENCHMARK",

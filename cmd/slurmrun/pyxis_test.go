@@ -247,8 +247,9 @@ func TestImageToSquashfsUnderPyxis(t *testing.T) {
 }
 
 // slurmrun launch with --container-image among its srun arguments, as
-// upstream launches disaggregated jobs: every role's step runs in the image
-// (its slurmrun, SLURMRUN_BIN), and the happy path holds on two nodes.
+// upstream launches disaggregated jobs: every role's step runs the image's
+// slurmrun (the default binary in container steps), and the happy path
+// holds on two nodes.
 func TestPyxisLaunch(t *testing.T) {
 	pyxisUp(t)
 	img := pyxisImage(t)
@@ -258,7 +259,6 @@ func TestPyxisLaunch(t *testing.T) {
 		t.Fatal("the host has /usr/local/bin/slurmrun: the test could not tell the image's apart")
 	}
 	j := newDisaggJob(t)
-	j.env["SLURMRUN_BIN"] = "/usr/local/bin/slurmrun"
 	mounts := strings.Join([]string{"/usr/bin:/usr/bin", "/usr/lib:/usr/lib", "/usr/lib64:/usr/lib64",
 		j.tr.dir + ":" + j.tr.dir, filepath.Dir(binary) + ":" + filepath.Dir(binary)}, ",")
 	id := j.submit(t, "--container-image="+img, "--container-mounts="+mounts, "--container-workdir="+j.tr.dir,
