@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/entrypoint"
@@ -36,7 +34,7 @@ func runLaunch(args []string, signals container.SignalState, stdout, stderr *os.
 	}
 	srunArgs := fs.Args()
 	if *argsFile != "" {
-		fromFile, err := readArgsFile(*argsFile)
+		fromFile, err := entrypoint.ReadSrunArgsFile(*argsFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "slurmrun launch: %v\n", err)
 			return 2
@@ -65,21 +63,4 @@ func runLaunch(args []string, signals container.SignalState, stdout, stderr *os.
 		return 0
 	}
 	return l.Run(ctx)
-}
-
-// readArgsFile reads one argument per line; blank lines are skipped.
-func readArgsFile(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("srun arguments: %w", err)
-	}
-	defer f.Close()
-	var args []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := strings.TrimRight(sc.Text(), "\r"); strings.TrimSpace(line) != "" {
-			args = append(args, line)
-		}
-	}
-	return args, sc.Err()
 }
