@@ -326,22 +326,33 @@ func (l *Launcher) start(st *RoleStep, exits chan<- stepExit) (*stepRun, error) 
 	return r, nil
 }
 
-// stop ends the steps still running: SIGTERM to their srun (which passes it
-// to the tasks), then after the grace period SIGKILL to srun and scancel of
-// the step, so that no step outlives the launch.
+// stop ends the steps still running through Slurm: `scancel --signal=TERM`
+// of each step signals its tasks and lets them run their grace (slurmrun's
+// cancel path: Rank lines and the record), where SIGTERM to srun itself
+// would make Slurm 22.05's srun kill the tasks at once. After the grace
+// period the steps get `scancel --signal=KILL` and their srun SIGKILL, so
+// that no step outlives the launch. A step Slurm does not list yet (srun
+// still starting) gets SIGTERM through its srun.
 func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
 	var live []*stepRun
 	for _, r := range runs {
 		if !r.done {
 			live = append(live, r)
 			r.signal = why
-			_ = r.proc.Signal(unix.SIGTERM)
 		}
 	}
 	if len(live) == 0 {
 		return
 	}
 	l.log.WithFields(logrus.Fields{"steps": len(live), "why": why}).Warn("stopping steps")
+	ids := l.stepIDs()
+	for _, r := range live {
+		if id, ok := ids[r.Role]; ok {
+			l.scancel("TERM", id)
+		} else {
+			_ = r.proc.Signal(unix.SIGTERM)
+		}
+	}
 	deadline := time.After(l.sup.Remaining(l.cfg.Grace))
 	killed := false
 	for remaining := len(live); remaining > 0; {
@@ -354,10 +365,13 @@ func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
 				return
 			}
 			killed = true
+			ids := l.stepIDs()
 			for _, r := range live {
 				if !r.done {
+					if id, ok := ids[r.Role]; ok {
+						l.scancel("KILL", id)
+					}
 					_ = r.proc.Signal(unix.SIGKILL)
-					l.scancelStep(r.Role)
 				}
 			}
 			deadline = time.After(5 * time.Second)
@@ -365,15 +379,24 @@ func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
 	}
 }
 
-func (l *Launcher) scancelStep(role string) {
+// stepIDs maps each running step's name (its role) to its id, job.step.
+func (l *Launcher) stepIDs() map[string]string {
+	ids := map[string]string{}
 	out, err := l.sup.Output(context.Background(), exec.Command("squeue", "-h", "-s", "-j", l.cfg.JobID, "-o", "%i %j"), time.Second)
 	if err != nil {
-		return
+		return ids
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if id, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == role {
-			_, _ = l.sup.Output(context.Background(), exec.Command("scancel", "--signal=KILL", id), time.Second)
+		if id, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			ids[name] = id
 		}
+	}
+	return ids
+}
+
+func (l *Launcher) scancel(signal, step string) {
+	if _, err := l.sup.Output(context.Background(), exec.Command("scancel", "--signal="+signal, step), time.Second); err != nil {
+		l.log.WithError(err).WithField("step", step).Warn("scancel failed")
 	}
 }
 

@@ -182,7 +182,21 @@ func TestLaunchWorkerCrash(t *testing.T) {
 			t.Errorf("%s not stopped: %+v", role, r)
 		}
 	}
+	// Stopped through Slurm (scancel --signal=TERM of the step), every
+	// stopped rank ran slurmrun's cancel path and wrote its record.
+	for role, ranks := range map[string]int{"CTX_0": 2, "DISAGG_SERVER": 1, "BENCHMARK": 1} {
+		matches, _ := filepath.Glob(filepath.Join(j.tr.ws, "slurmrun", "result.job"+id+".step*."+role+".rank*.json"))
+		if len(matches) != ranks {
+			t.Errorf("%s: %d records, want %d: %v", role, len(matches), ranks, matches)
+		}
+		for _, m := range matches {
+			if res, err := entrypoint.ReadResult(m); err != nil || res.Final != 143 || res.Signal != "terminated" {
+				t.Errorf("%s: %v %+v", filepath.Base(m), err, res)
+			}
+		}
+	}
 	noRolesLeft(t, j)
+	t.Logf("worker crash:\n%s", lastLines(log, 7))
 }
 
 func TestLaunchBenchmarkFails(t *testing.T) {
