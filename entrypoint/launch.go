@@ -474,10 +474,10 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 		case e := <-exits:
 			l.record(e)
 			if e.run != benchmark && e.status.Code != 0 && firstFailure == "" {
-				firstFailure = fmt.Sprintf("%s failed with exit code %d before the benchmark finished. Check %s",
-					e.run.Role, e.status.Code, e.run.Log)
+				what, code := l.failure(e.run.Role, e.status.Code)
+				firstFailure = fmt.Sprintf("%s before the benchmark finished. Check %s", what, e.run.Log)
 				l.stop(runs, exits, "another step failed")
-				return e.status.Code
+				return code
 			}
 		case <-ctx.Done():
 			firstFailure = fmt.Sprintf("cancelled: %v", context.Cause(ctx))
@@ -503,11 +503,40 @@ wait:
 	}
 	l.stop(runs, exits, "benchmark finished")
 	if benchmark.code != 0 {
-		firstFailure = fmt.Sprintf("Benchmark failed with exit code %d. Check %s", benchmark.code, benchmark.Log)
-		return benchmark.code
+		what, code := l.failure(benchmark.Role, benchmark.code)
+		firstFailure = fmt.Sprintf("Benchmark failed: %s. Check %s", what, benchmark.Log)
+		return code
 	}
 	fmt.Fprintln(l.stdout, "Disagg server and benchmark completed successfully")
 	return 0
+}
+
+// failure names a failed step's first failing rank and its own exit code,
+// from the ranks' records: srun's code is often another rank's, killed by
+// --kill-on-bad-exit (143). Ranks that a signal ended are the stopped ones,
+// not the cause. Without such a record it is srun's code.
+func (l *Launcher) failure(role string, srunCode int) (what string, code int) {
+	files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, role)))
+	var first *Result
+	var firstEnd time.Time
+	for _, f := range files {
+		res, err := ReadResult(f)
+		if err != nil || res.Final == 0 || res.Signal != "" {
+			continue
+		}
+		end := res.Started
+		if n := len(res.Steps); n > 0 {
+			last := res.Steps[n-1]
+			end = last.Start.Add(time.Duration(last.DurationMS * float64(time.Millisecond)))
+		}
+		if first == nil || end.Before(firstEnd) || end.Equal(firstEnd) && res.Rank < first.Rank {
+			first, firstEnd = res, end
+		}
+	}
+	if first == nil {
+		return fmt.Sprintf("%s failed with exit code %d", role, srunCode), srunCode
+	}
+	return fmt.Sprintf("%s rank %d exited %d", role, first.Rank, first.Final), first.Final
 }
 
 func allDone(runs []*stepRun) bool {
@@ -571,8 +600,14 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 		if s.ExitCode != nil {
 			exit = fmt.Sprint(*s.ExitCode)
 		}
-		if s.StoppedBy != "" {
+		switch {
+		case s.StoppedBy != "":
 			exit += " (stopped: " + s.StoppedBy + ")"
+		case s.ExitCode != nil && *s.ExitCode != 0:
+			// srun's code may be a rank that --kill-on-bad-exit ended.
+			if what, code := l.failure(s.Role, *s.ExitCode); code != *s.ExitCode {
+				exit += " (" + strings.TrimPrefix(what, s.Role+" ") + ")"
+			}
 		}
 		step := s.StepID
 		if step == "" {

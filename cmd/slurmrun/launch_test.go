@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -174,7 +175,7 @@ func TestLaunchWorkerCrash(t *testing.T) {
 	id := j.submit(t)
 	waitJob(t, id, 2*time.Minute)
 	s, log := j.summary(t, id)
-	if s.ExitCode != 3 || !strings.Contains(log, "GEN_0 failed with exit code 3 before the benchmark finished. Check "+j.tr.ws+"/gen_server_0.log") {
+	if s.ExitCode != 3 || !regexp.MustCompile(`GEN_0 rank [01] exited 3 before the benchmark finished. Check `+regexp.QuoteMeta(j.tr.ws+"/gen_server_0.log")).MatchString(log) {
 		t.Fatalf("exit code %d\n%s", s.ExitCode, log)
 	}
 	for _, role := range []string{"CTX_0", "DISAGG_SERVER", "BENCHMARK"} {
@@ -199,6 +200,26 @@ func TestLaunchWorkerCrash(t *testing.T) {
 	t.Logf("worker crash:\n%s", lastLines(log, 7))
 }
 
+// One rank of two fails (exit 3); --kill-on-bad-exit ends the other (143)
+// and srun returns 143: launch names the failing rank and exits with its
+// code, and the other rank's record says it was stopped.
+func TestLaunchOneRankFails(t *testing.T) {
+	slurmUp(t)
+	j := newDisaggJob(t)
+	j.env["ROLE_CRASH"], j.env["ROLE_CRASH_RANK"] = "GEN_0", "0"
+	id := j.submit(t)
+	waitJob(t, id, 2*time.Minute)
+	s, log := j.summary(t, id)
+	if s.ExitCode != 3 || !strings.Contains(log, "GEN_0 rank 0 exited 3 before the benchmark finished") {
+		t.Fatalf("exit code %d\n%s", s.ExitCode, log)
+	}
+	if r := rowOf(t, s, "GEN_0"); len(r.RankCodes) != 2 {
+		t.Errorf("GEN_0 ranks: %+v", r)
+	}
+	t.Logf("one rank fails:\n%s", lastLines(log, 7))
+	noRolesLeft(t, j)
+}
+
 func TestLaunchBenchmarkFails(t *testing.T) {
 	slurmUp(t)
 	j := newDisaggJob(t)
@@ -206,7 +227,7 @@ func TestLaunchBenchmarkFails(t *testing.T) {
 	id := j.submit(t)
 	waitJob(t, id, 2*time.Minute)
 	s, log := j.summary(t, id)
-	if s.ExitCode != 3 || !strings.Contains(log, "Benchmark failed with exit code 3") {
+	if s.ExitCode != 3 || !strings.Contains(log, "Benchmark failed: BENCHMARK rank 0 exited 3") {
 		t.Fatalf("exit code %d\n%s", s.ExitCode, log)
 	}
 	noRolesLeft(t, j)

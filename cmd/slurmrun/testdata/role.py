@@ -7,7 +7,7 @@ server run until benchmark_status.0.txt appears (written by the launcher).
 
 Usage: role.py OUTPUT_DIR [ignored...]
 Environment: DISAGG_SERVING_TYPE, NUM_WORKERS, ROLE_CRASH=<role> (exit 3
-early), ROLE_POLL (seconds between status-file polls, default 0.1; upstream
+early; ROLE_CRASH_RANK=<n>: that rank only), ROLE_POLL (seconds between status-file polls, default 0.1; upstream
 polls every 10), ROLE_BENCH_SECONDS (how long the benchmark runs),
 ROLE_WRITE_STATUS=1 (the benchmark writes the status file itself, as
 test_perf_sanity.py does under the bash launcher).
@@ -59,7 +59,7 @@ def wait_for(path, what):
     print(role, "saw", what, flush=True)
 
 
-if os.environ.get("ROLE_CRASH") == role:
+if os.environ.get("ROLE_CRASH") == role and os.environ.get("ROLE_CRASH_RANK", str(rank)) == str(rank):
     time.sleep(0.5)
     print(role, "crashing", flush=True)
     sys.exit(3)
