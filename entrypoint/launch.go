@@ -42,7 +42,7 @@ type LaunchConfig struct {
 	GenOnly           bool          `envconfig:"TRTLLM_DISAGG_BENCHMARK_GEN_ONLY" default:"false" desc:"no context servers"`
 	JobID             string        `envconfig:"SLURM_JOB_ID" desc:"the allocation (required: launch runs inside one)"`
 	NodeList          string        `envconfig:"SLURM_JOB_NODELIST" desc:"the allocation's nodes (required)"`
-	StatusFile        string        `envconfig:"SLURMRUN_STATUS_FILE" desc:"file whose appearance tells the roles the benchmark is over (default <jobWorkspace>/benchmark_status.txt)"`
+	StatusFile        string        `envconfig:"SLURMRUN_STATUS_FILE" desc:"file launch writes when BENCHMARK has ended, for roles that wait for it (upstream's: <output_dir>/<test id>/benchmark_status.<idx>.txt, which their BENCHMARK writes itself); unset, none is written and the roles get SLURMRUN_ROLE_EXIT_TIMEOUT before they are stopped"`
 	RoleExitTimeout   time.Duration `envconfig:"SLURMRUN_ROLE_EXIT_TIMEOUT" default:"60s" desc:"how long the roles get to exit after the benchmark before they are stopped"`
 	Grace             time.Duration `envconfig:"SLURMRUN_GRACE" default:"20s" desc:"SIGTERM to SIGKILL when steps are stopped"`
 	Binary            string        `envconfig:"SLURMRUN_BIN" desc:"slurmrun as the steps see it (default: the image's /usr/local/bin/slurmrun when the srun arguments name a container, else this binary)"`
@@ -83,9 +83,6 @@ func LoadLaunchConfig(environ []string) (*LaunchConfig, error) {
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		return nil, &ConfigError{Problems: problems}
-	}
-	if cfg.StatusFile == "" {
-		cfg.StatusFile = filepath.Join(cfg.JobWorkspace, "benchmark_status.txt")
 	}
 	return &cfg, nil
 }
@@ -429,7 +426,9 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 		firstFailure = err.Error()
 		return 1
 	}
-	os.Remove(c.StatusFile)
+	if c.StatusFile != "" {
+		os.Remove(c.StatusFile)
+	}
 	exits := make(chan stepExit, len(roles)+1)
 	if install != nil {
 		fmt.Fprintln(l.stdout, "Running installation on all nodes...")
@@ -485,9 +484,12 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 			return 128 + int(proc.TerminatingSignal(ctx))
 		}
 	}
-	// The benchmark is over: tell the roles, give them a bounded time, then stop the rest.
-	if err := writeFileAtomic(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
-		l.log.WithError(err).Error("cannot write the status file")
+	// The benchmark is over: tell the roles (when they read a file launch
+	// knows of), give them a bounded time, then stop the rest.
+	if c.StatusFile != "" {
+		if err := writeFileAtomic(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
+			l.log.WithError(err).Error("cannot write the status file")
+		}
 	}
 	deadline := time.After(c.RoleExitTimeout)
 wait:
