@@ -223,8 +223,8 @@ func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
 	} else if !strings.Contains(strings.Join(s.Process.Args, " "), "slurmrun") {
 		warn("process.args %q do not run slurmrun: nothing reaps, forwards signals or writes the result file", s.Process.Args)
 	} else if root != "" && filepath.IsAbs(s.Process.Args[0]) {
-		if _, err := os.Stat(filepath.Join(root, s.Process.Args[0])); err != nil {
-			problem("process.args[0] %s: not in the rootfs", s.Process.Args[0])
+		if why := missing(root, s.Mounts, s.Process.Args[0]); why != "" {
+			problem("process.args[0] %s: %s", s.Process.Args[0], why)
 		}
 	}
 	env := map[string]string{}
@@ -237,18 +237,21 @@ func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
 			problem("process.env: %s is not set", name)
 		}
 	}
-	mounted := func(path string) bool {
-		for _, m := range s.Mounts {
-			if path == m.Destination || strings.HasPrefix(path, strings.TrimSuffix(m.Destination, "/")+"/") {
-				return true
+	for _, name := range []string{"jobWorkspace", "resourcePathNode"} {
+		if p := env[name]; p != "" && root != "" {
+			if why := missing(root, s.Mounts, p); why != "" {
+				problem("mounts: %s=%s: %s", name, p, why)
 			}
 		}
-		return false
 	}
-	for _, name := range []string{"jobWorkspace", "resourcePathNode"} {
-		if p := env[name]; p != "" && !mounted(p) {
-			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
-				problem("mounts: %s=%s is neither mounted nor in the rootfs", name, p)
+	if root != "" {
+		for i, m := range s.Mounts {
+			// A mount point under an earlier mount is that mount's business.
+			if covering(s.Mounts[:i], m.Destination) >= 0 {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(root, m.Destination)); err != nil {
+				warn("mounts: %s is not a directory in the rootfs: the runtime creates it, and two tasks sharing the rootfs can race on that (cannot mkdir … File exists)", m.Destination)
 			}
 		}
 	}
@@ -273,10 +276,12 @@ func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
 	for _, r := range s.Process.Rlimits {
 		limits[r.Type] = r.Soft
 	}
-	if v, ok := limits["RLIMIT_MEMLOCK"]; !ok || v != unix.RLIM_INFINITY {
+	// What spec writes is capped at the caller's hard limit: no warning
+	// about a limit that could not be higher here.
+	if v, ok := limits["RLIMIT_MEMLOCK"]; (!ok || v != unix.RLIM_INFINITY) && hardLimit(unix.RLIMIT_MEMLOCK) == unix.RLIM_INFINITY {
 		warn("rlimits: RLIMIT_MEMLOCK is not unlimited (pinned memory for NCCL)")
 	}
-	if v := limits["RLIMIT_NOFILE"]; v < 65536 {
+	if v := limits["RLIMIT_NOFILE"]; v < min(65536, hardLimit(unix.RLIMIT_NOFILE)) {
 		warn("rlimits: RLIMIT_NOFILE %d is below 65536", v)
 	}
 	if s.Process.Terminal {
@@ -284,6 +289,68 @@ func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Problem && !out[j].Problem })
 	return out
+}
+
+// covering returns the index of the mount that path is under (the last of
+// the deepest destinations, as the runtime mounts them in order), or -1.
+func covering(mounts []specs.Mount, path string) int {
+	best, depth := -1, -1
+	for i, m := range mounts {
+		d := filepath.Clean(m.Destination)
+		if path == d || d == "/" || strings.HasPrefix(path, d+"/") {
+			if len(d) >= depth {
+				best, depth = i, len(d)
+			}
+		}
+	}
+	return best
+}
+
+// missing says why path will not be there in the container, or "": it is
+// looked for where the container will see it, through the mount that
+// covers it (a bind's source on the host) or in the rootfs. A tmpfs, or any
+// mount other than a bind, starts empty.
+func missing(root string, mounts []specs.Mount, path string) string {
+	path = filepath.Clean(path)
+	i := covering(mounts, path)
+	if i < 0 {
+		if _, err := os.Stat(filepath.Join(root, path)); err != nil {
+			return "not in the rootfs"
+		}
+		return ""
+	}
+	m := mounts[i]
+	if !isBind(m) {
+		if path == filepath.Clean(m.Destination) {
+			return ""
+		}
+		return fmt.Sprintf("under the %s mount at %s, which starts empty: bind it", m.Type, m.Destination)
+	}
+	host := filepath.Join(m.Source, strings.TrimPrefix(path, filepath.Clean(m.Destination)))
+	if _, err := os.Stat(host); err != nil {
+		return fmt.Sprintf("the bind of %s at %s hides the rootfs there, and %s is not on the host", m.Source, m.Destination, host)
+	}
+	return ""
+}
+
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+func hardLimit(resource int) uint64 {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(resource, &l); err != nil {
+		return unix.RLIM_INFINITY
+	}
+	return l.Max
 }
 
 // ParseSize reads a size as tmpfs takes it: bytes, or with k, m or g.
