@@ -214,3 +214,60 @@ func TestSlurmContainerCancelled(t *testing.T) {
 		t.Errorf("containers left: %s", out)
 	}
 }
+
+// spec --check says a bundle is broken exactly when crun cannot run the
+// flow in it: the binary hidden by a bind of /usr, and resourcePathNode on
+// the host but under the container's own /tmp tmpfs.
+func TestSpecCheckAgreesWithCrun(t *testing.T) {
+	runtimeUp(t)
+	unbound, err := os.MkdirTemp("/tmp", "slurmrun-unbound-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(unbound)
+	if _, err := os.Stat("/usr/local/bin/slurmrun"); err == nil {
+		t.Fatal("the host has /usr/local/bin/slurmrun: the hidden-binary case cannot be made")
+	}
+	for _, tc := range []struct {
+		name, binary, problem string
+		env                   map[string]string
+	}{
+		{"binary hidden by the bind of /usr", "/usr/local/bin/slurmrun", "problem: process.args[0] /usr/local/bin/slurmrun: the bind of /usr", nil},
+		{"resourcePathNode under the tmpfs", "/slurmrun", "under the tmpfs mount at /tmp", map[string]string{"resourcePathNode": unbound}},
+	} {
+		tr := newTree(t)
+		tr.env["perfMode"] = "false"
+		b := newBundle(t, tr, tc.binary, "run")
+		// Set after spec (which binds resourcePathNode when it knows it),
+		// as a hand-edited or reused bundle has it.
+		for k, v := range tc.env {
+			var spec map[string]any
+			data, _ := os.ReadFile(filepath.Join(b, "config.json"))
+			json.Unmarshal(data, &spec)
+			proc := spec["process"].(map[string]any)
+			var env []any
+			for _, kv := range proc["env"].([]any) {
+				if !strings.HasPrefix(kv.(string), k+"=") {
+					env = append(env, kv)
+				}
+			}
+			proc["env"] = append(env, k+"="+v)
+			data, _ = json.Marshal(spec)
+			os.WriteFile(filepath.Join(b, "config.json"), data, 0o600)
+		}
+		data, _ := os.ReadFile(binary)
+		os.MkdirAll(filepath.Join(b, "rootfs", "usr", "local", "bin"), 0o755)
+		os.WriteFile(filepath.Join(b, "rootfs", "usr", "local", "bin", "slurmrun"), data, 0o755)
+		r := runBin(t, tr.env, "spec", "--check", b)
+		if r.code != 1 || !strings.Contains(r.stdout, tc.problem) {
+			t.Errorf("%s: check exit code %d, want 1 with %q:\n%s", tc.name, r.code, tc.problem, r.stdout)
+		}
+		id := "slurmrun-check-" + filepath.Base(filepath.Dir(tr.dir))
+		out, err := exec.Command("timeout", "60", "crun", "run", "--bundle", b, id).CombinedOutput()
+		exec.Command("crun", "delete", "--force", id).Run()
+		if err == nil || strings.Contains(string(out), "Final Slurm run finished execution with exit code 0") {
+			t.Errorf("%s: crun ran the flow:\n%s", tc.name, out)
+		}
+		t.Logf("%s: crun: %v: %s", tc.name, err, lastLines(string(out), 1))
+	}
+}
