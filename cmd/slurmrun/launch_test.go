@@ -230,6 +230,13 @@ func TestLaunchBenchmarkFails(t *testing.T) {
 	if s.ExitCode != 3 || !strings.Contains(log, "Benchmark failed: BENCHMARK rank 0 exited 3") {
 		t.Fatalf("exit code %d\n%s", s.ExitCode, log)
 	}
+	// The servers, stopped once the benchmark is over, each wrote a record.
+	for role, ranks := range map[string]int{"GEN_0": 2, "CTX_0": 2, "DISAGG_SERVER": 1} {
+		if r := rowOf(t, s, role); len(r.RankCodes) != ranks {
+			t.Errorf("%s: %d rank records, want %d: %+v", role, len(r.RankCodes), ranks, r)
+		}
+	}
+	t.Logf("benchmark fails:\n%s", lastLines(log, 7))
 	noRolesLeft(t, j)
 }
 
