@@ -194,9 +194,21 @@ func TestSlurmContainerCancelled(t *testing.T) {
 	tr.env["SLEEP_MARK"] = mark
 	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
 	b := newBundle(t, tr, "/slurmrun", "run")
+	id := cancelMidPytest(t, tr, mark, "srun -N2 --ntasks-per-node=1 --container="+b+" /slurmrun run")
+	out, _ := exec.Command("crun", "--root=/run/crun-slurm", "list", "-q").Output()
+	if strings.Contains(string(out), "."+id+".") {
+		t.Errorf("containers left: %s", out)
+	}
+}
+
+// cancelMidPytest submits script as a two-node batch job whose pytest
+// sleeps (it writes mark first), scancels the job once it sleeps, and checks
+// that both ranks recorded 143 and the signal. It returns the job id.
+func cancelMidPytest(t *testing.T, tr *tree, mark, script string) string {
+	t.Helper()
 	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
-	id := j.submitScript(t, "srun -N2 --ntasks-per-node=1 --container="+b+" /slurmrun run")
-	if !waitFile(mark, time.Minute) {
+	id := j.submitScript(t, script)
+	if !waitFile(mark, 2*time.Minute) {
 		log, _ := os.ReadFile(filepath.Join(tr.ws, "job-output.log"))
 		t.Fatalf("pytest never started sleeping\n%s", log)
 	}
@@ -209,10 +221,7 @@ func TestSlurmContainerCancelled(t *testing.T) {
 			t.Errorf("rank %d: final %d signal %q", rank, res.Final, res.Signal)
 		}
 	}
-	out, _ := exec.Command("crun", "--root=/run/crun-slurm", "list", "-q").Output()
-	if strings.Contains(string(out), "."+id+".") {
-		t.Errorf("containers left: %s", out)
-	}
+	return id
 }
 
 // spec --check says a bundle is broken exactly when crun cannot run the

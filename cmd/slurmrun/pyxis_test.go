@@ -130,23 +130,9 @@ func TestPyxisCancelled(t *testing.T) {
 	mark := filepath.Join(tr.dir, "sleeping")
 	tr.env["SLEEP_MARK"] = mark
 	tr.env["pytestCommand"] = tr.pytest("test_cases.py::test_sleep")
-	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
 	line := pyxisSrun(tr, img, 2, "/usr/local/bin/slurmrun", "run")
 	line[len(line)-3] = strings.Replace(line[len(line)-3], pyxisEnv, pyxisEnv+",SLEEP_MARK", 1)
-	id := j.submitScript(t, strings.Join(line, " "))
-	if !waitFile(mark, 2*time.Minute) {
-		log, _ := os.ReadFile(filepath.Join(tr.ws, "job-output.log"))
-		t.Fatalf("pytest never started sleeping\n%s", log)
-	}
-	time.Sleep(500 * time.Millisecond)
-	exec.Command("scancel", id).Run()
-	waitJob(t, id, time.Minute)
-	for rank := 0; rank < 2; rank++ {
-		res := resultOf(t, tr.ws, rank)
-		if res.Final != 143 || res.Signal != "terminated" {
-			t.Errorf("rank %d: final %d signal %q", rank, res.Final, res.Signal)
-		}
-	}
+	id := cancelMidPytest(t, tr, mark, strings.Join(line, " "))
 	if out, _ := exec.Command("pgrep", "-f", "test_cases.py::test_sleep").Output(); len(out) > 0 {
 		t.Errorf("processes of the step left: %s", out)
 	}
