@@ -45,7 +45,14 @@ test: deps build vet slurm pyxis runtimes
 	$(GOTEST) ./...
 	./scripts/test-signals-ignored.sh $(GOTEST) ./...
 
+# demo needs python3 with pytest: as root it installs Debian's (as make test
+# does), otherwise it names the one command to run.
 demo: build
+	@/usr/bin/python3 -c 'import pytest' 2>/dev/null || python3 -c 'import pytest' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "demo: installing python3-pytest"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pytest >/dev/null; \
+	  else echo "demo: pytest is missing: run  sudo apt-get install -y python3-pytest  and make demo again" >&2; exit 1; fi; }
 	./bin/slurmrun demo
 
 bench: deps build slurm pyxis
