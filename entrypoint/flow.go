@@ -173,7 +173,7 @@ func (f *Flow) Run(ctx context.Context) int {
 			final = 1
 		}
 	} else {
-		f.log.WithField("path", path).Info("result file written")
+		f.log.WithFields(logrus.Fields{"path": path, "report": "slurmrun report " + filepath.Dir(filepath.Dir(path))}).Info("result file written")
 	}
 	fmt.Fprintf(f.out, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
 	return final

@@ -84,7 +84,7 @@ func (f *Flow) Install(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(f.out, "(Writing install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
 	}
-	if werr := writeFileAtomic(lock, []byte("run "+run+"\n"+f.red.String(state)), 0o644); werr != nil && err == nil {
+	if werr := WriteFileAtomic(lock, []byte("run "+run+"\n"+f.red.String(state)), 0o644); werr != nil && err == nil {
 		err = stepFailed(1, "install lock: %w", werr)
 	}
 	return err

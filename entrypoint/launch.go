@@ -487,7 +487,7 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 	// The benchmark is over: tell the roles (when they read a file launch
 	// knows of), give them a bounded time, then stop the rest.
 	if c.StatusFile != "" {
-		if err := writeFileAtomic(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
+		if err := WriteFileAtomic(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
 			l.log.WithError(err).Error("cannot write the status file")
 		}
 	}
@@ -620,10 +620,11 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 	}
 	tw.Flush()
 	fmt.Fprintf(l.stdout, "\nLaunch summary (job %s, exit code %d):\n%s", l.cfg.JobID, code, b.String())
+	fmt.Fprintf(l.stdout, "Every rank's steps and JUnit: slurmrun report %s\n", l.cfg.JobWorkspace)
 	data, _ := json.MarshalIndent(sum, "", "  ")
 	path := filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("launch.job%s.json", l.cfg.JobID))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-		err = writeFileAtomic(path, append(data, '\n'), 0o644)
+		err = WriteFileAtomic(path, append(data, '\n'), 0o644)
 		if err != nil {
 			l.log.WithError(err).Error("cannot write the launch summary")
 		}

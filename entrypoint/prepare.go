@@ -213,7 +213,7 @@ func shareCoverageConfig(ctx context.Context, f *Flow) error {
 			return stepFailed(1, "coverage config: %w", err)
 		}
 		data = bytes.ReplaceAll(data, []byte(coveragePlaceholder), []byte(f.wheelDir))
-		if err := writeFileAtomic(path, data, fi.Mode().Perm()); err != nil {
+		if err := WriteFileAtomic(path, data, fi.Mode().Perm()); err != nil {
 			return stepFailed(1, "coverage config: %w", err)
 		}
 		return nil

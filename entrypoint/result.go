@@ -99,12 +99,12 @@ func (r *Result) write(dir string, red *redact.Redactor) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("result directory: %w", err)
 	}
-	return path, writeFileAtomic(path, append(data, '\n'), 0o644)
+	return path, WriteFileAtomic(path, append(data, '\n'), 0o644)
 }
 
-// writeFileAtomic writes data to a temporary name beside path and renames
+// WriteFileAtomic writes data to a temporary name beside path and renames
 // it, so that no reader, on this node or another, sees a half-written file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
 	"github.com/slurmrun/slurmrun/proc"
+	"github.com/slurmrun/slurmrun/report"
 )
 
 // demoStage names the demo's stage: Disagg (the install is a separate step
@@ -140,6 +141,12 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 	fmt.Fprintln(stdout)
 	for i, r := range started {
 		fmt.Fprintf(stdout, "rank %d: exit code %d, output in %s\n", i, codes[i], r.log)
+	}
+	if job, err := report.Load(ws); err == nil {
+		path := filepath.Join(ws, "slurmrun", "junit.xml")
+		if err := job.WriteJUnit(path); err == nil {
+			fmt.Fprintf(stdout, "JUnit: %s (slurmrun report %s)\n", path, ws)
+		}
 	}
 	return worst
 }

@@ -37,6 +37,7 @@ commands:
   plan      print what run would do, and run nothing
   exec      supervise any command as its init: slurmrun exec [-s -g -p SIG -e CODE -v -w] -- CMD [ARGS...]
   demo      run the flow for two local ranks on a miniature TensorRT-LLM tree
+  report    JUnit and a text summary from a job's result files: slurmrun report [--out DIR] WS...
   version   print the version and commit
 
 Configuration comes from the environment: slurmrun run --help lists it.
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr *os.File) int {
 		return runFlow(sub, args, container.Inherited(), stdout, stderr)
 	case "spec":
 		return runSpec(args, stdout, stderr)
+	case "report":
+		return runReport(args, stdout, stderr)
 	case "exec":
 		return runExec(args, stdout, stderr)
 	case "version":
