@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -117,34 +116,23 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 		fmt.Fprintf(stderr, "slurmrun demo: %v\n", context.Cause(ctx))
 	}
 
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tSTEP\tDURATION\tEXIT CODE\tOUTCOME")
-	for i := range started {
-		res, err := readResult(filepath.Join(ws, "slurmrun"), i)
-		if err != nil {
-			fmt.Fprintf(tw, "%d\t-\t-\t%d\tno result file: %v\n", i, codes[i], err)
-			continue
-		}
-		for _, st := range res.Steps {
-			code := "-"
-			switch {
-			case st.ExitCode != nil:
-				code = fmt.Sprint(*st.ExitCode)
-			case st.Outcome == "ok":
-				code = "0"
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%.1f ms\t%s\t%s\n", res.Rank, st.Name, st.DurationMS, code, st.Outcome)
-		}
-		fmt.Fprintf(tw, "%d\tfinal\t\t%d\t\n", res.Rank, res.Final)
+	// The table is the report's summary: every rank's steps from its
+	// result file, then the first failure if any.
+	job, err := report.Load(ws)
+	if err != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+	} else if err := job.Summary(stdout); err != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
 	}
-	tw.Flush()
 	fmt.Fprintln(stdout)
 	for i, r := range started {
 		fmt.Fprintf(stdout, "rank %d: exit code %d, output in %s\n", i, codes[i], r.log)
 	}
-	if job, err := report.Load(ws); err == nil {
+	if job != nil {
 		path := filepath.Join(ws, "slurmrun", "junit.xml")
-		if err := job.WriteJUnit(path); err == nil {
+		if err := job.WriteJUnit(path); err != nil {
+			fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
+		} else {
 			fmt.Fprintf(stdout, "JUnit: %s (slurmrun report %s)\n", path, ws)
 		}
 	}
@@ -153,14 +141,6 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 
 // entrypointGrace bounds how long the demo's ranks get after a ^C.
 const entrypointGrace = 10 * time.Second
-
-func readResult(dir string, rank int) (*entrypoint.Result, error) {
-	matches, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("result.job*.rank%d.json", rank)))
-	if len(matches) == 0 {
-		return nil, fmt.Errorf("none in %s", dir)
-	}
-	return entrypoint.ReadResult(matches[len(matches)-1])
-}
 
 // findPytest returns the first python3 that can import pytest.
 func findPytest() (string, error) {

@@ -77,3 +77,21 @@ func TestReportFromRealRuns(t *testing.T) {
 	}
 	t.Logf("slurmrun report:\n%s", lastLines(r.stdout, 6))
 }
+
+// make demo's job: two ranks on the embedded tree, the report's summary,
+// and the JUnit file it writes.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	r := runBin(t, map[string]string{"PATH": os.Getenv("PATH"), "HOME": dir}, "demo", "--dir", filepath.Join(dir, "demo"))
+	if r.code != 0 {
+		t.Fatalf("exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"aggregated  0     pytest", "aggregated  1     final", "rank 1: exit code 0", "JUnit: " + filepath.Join(dir, "demo", "workspace", "slurmrun", "junit.xml")} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "demo", "workspace", "slurmrun", "junit.xml")); err != nil {
+		t.Error(err)
+	}
+}
