@@ -186,15 +186,17 @@ func (in *initProcess) reap() {
 			in.exited = &st
 		case ws.Stopped():
 			// An orphan that stopped is still there: not reaped.
-		default:
-			entry := in.o.Log.WithFields(logrus.Fields{"pid": pid, "status": StatusOf(syscall.WaitStatus(ws)).String()})
-			if in.o.WarnOnReap {
-				entry.Warnf("Reaped zombie process with pid=%d", pid)
-			} else {
-				entry.Debug("reaped orphan")
-			}
+		case in.o.WarnOnReap:
+			in.orphanEntry(pid, ws).Warnf("Reaped zombie process with pid=%d", pid)
+		case in.o.Log.Logger.IsLevelEnabled(logrus.DebugLevel):
+			// Not built otherwise: the reap loop is the init's hot path.
+			in.orphanEntry(pid, ws).Debug("reaped orphan")
 		}
 	}
+}
+
+func (in *initProcess) orphanEntry(pid int, ws unix.WaitStatus) *logrus.Entry {
+	return in.o.Log.WithFields(logrus.Fields{"pid": pid, "status": StatusOf(syscall.WaitStatus(ws)).String()})
 }
 
 func (in *initProcess) stopSelf(by syscall.Signal) {
