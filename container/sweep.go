@@ -2,9 +2,10 @@ package container
 
 import (
 	"bytes"
+	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,23 +30,43 @@ func processTable() map[int]process {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		st, err := Stat(p)
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 || i+2 >= len(data) {
-			continue
-		}
-		fields := bytes.Fields(data[i+2:])
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(string(fields[1]))
-		table[p] = process{ppid: ppid, zombie: string(fields[0]) == "Z"}
+		table[p] = process{ppid: st.PPid, zombie: st.State == "Z"}
 	}
 	return table
+}
+
+// ProcStat is what /proc/PID/stat says of a process that slurmrun uses.
+type ProcStat struct {
+	State     string // R, S, T, Z, ...
+	PPid      int
+	StartTime string // clock ticks after boot: with the pid, names the process
+}
+
+// Stat reads /proc/PID/stat.
+func Stat(pid int) (ProcStat, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ProcStat{}, err
+	}
+	// pid (comm) state ppid ... starttime (field 22): comm may hold spaces
+	// and parentheses.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return ProcStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return ProcStat{State: fields[0], PPid: ppid, StartTime: fields[19]}, nil
 }
 
 // Descendants returns the live (non-zombie) processes below pid: children,

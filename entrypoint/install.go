@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slurmrun/slurmrun/container"
 )
 
 func skipInstall(f *Flow) string {
@@ -97,34 +99,14 @@ func (f *Flow) Install(ctx context.Context) error {
 // that is the init's parent.
 func runIdentity() string {
 	starter := os.Getppid()
-	if pid, _, err := procStat(starter); err == nil {
-		starter = pid
+	if st, err := container.Stat(starter); err == nil {
+		starter = st.PPid
 	}
-	_, started, err := procStat(starter)
+	st, err := container.Stat(starter)
 	if err != nil {
 		return strconv.Itoa(starter)
 	}
-	return fmt.Sprintf("%d@%s", starter, started)
-}
-
-// procStat returns a process's parent and start time (in clock ticks since
-// boot) from /proc/PID/stat.
-func procStat(pid int) (ppid int, started string, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, "", err
-	}
-	// pid (comm) state ppid ... starttime is field 22; comm may hold spaces.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 {
-		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ppid, err = strconv.Atoi(fields[1])
-	return ppid, fields[19], err
+	return fmt.Sprintf("%d@%s", starter, st.StartTime)
 }
 
 func (f *Flow) installSteps(ctx context.Context) error {

@@ -195,12 +195,8 @@ func waitOutput(t *testing.T, b *bytes.Buffer, want string) {
 }
 
 func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	return s[strings.LastIndexByte(s, ')')+2] != 'Z'
+	st, err := container.Stat(pid)
+	return err == nil && st.State != "Z"
 }
 
 // A setsid escapee and a plain orphan are ended after the main command

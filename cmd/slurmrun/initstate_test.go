@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slurmrun/slurmrun/container"
 )
 
 // starter sets a signal state and execs its arguments, as a shell, nohup
@@ -82,12 +84,11 @@ func TestChildSignalStateAsTini(t *testing.T) {
 
 // procState is a process's state letter in /proc (R, S, T, Z...).
 func procState(pid int) byte {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := container.Stat(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(data)
-	return s[strings.LastIndexByte(s, ')')+2]
+	return st.State[0]
 }
 
 func waitState(t testing.TB, pid int, want byte) {
