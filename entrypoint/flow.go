@@ -81,16 +81,17 @@ func stepFailed(code int, format string, args ...any) error {
 	return &StepError{Code: code, Err: fmt.Errorf(format, args...)}
 }
 
-// NewFlow prepares a flow; environ is the process environment.
-func NewFlow(cfg *Config, environ []string, log *logrus.Entry, sup *proc.Supervisor, stdout, stderr io.Writer) *Flow {
+// NewFlow prepares a flow; environ is the process environment, red the
+// redactor of its secrets (the one the caller's logger writes through).
+func NewFlow(cfg *Config, environ []string, red *redact.Redactor, log *logrus.Entry, sup *proc.Supervisor, stdout, stderr io.Writer) *Flow {
 	host, _ := os.Hostname()
 	f := &Flow{
 		cfg: cfg, initial: environ, env: NewEnv(environ), log: log, sup: sup, stdout: stdout, stderr: stderr,
 		srcDir: filepath.Join(cfg.ResourcePathNode, "TensorRT-LLM", "src"),
 	}
 	f.defsDir = filepath.Join(f.srcDir, "tests", "integration", "defs")
-	f.red = redact.New(environ)
-	f.out, f.errOut = f.red.Writer(stdout), f.red.Writer(stderr)
+	f.red = red
+	f.out, f.errOut = red.Writer(stdout), red.Writer(stderr)
 	f.result = newResult(cfg, host)
 	return f
 }

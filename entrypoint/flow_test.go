@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
 )
 
@@ -26,7 +27,8 @@ func newTestFlow(t *testing.T, dir string) *Flow {
 	log.SetOutput(io.Discard)
 	sup := proc.New(logrus.NewEntry(log), container.Inherited())
 	cfg := &Config{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Grace: 1e9}
-	f := NewFlow(cfg, []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}, logrus.NewEntry(log), sup, io.Discard, io.Discard)
+	environ := []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}
+	f := NewFlow(cfg, environ, redact.New(environ), logrus.NewEntry(log), sup, io.Discard, io.Discard)
 	os.MkdirAll(f.defsDir, 0o755)
 	f.childEnv = f.env.Clone()
 	if _, err := os.Stat(filepath.Join(dir)); err != nil {

@@ -153,7 +153,8 @@ func runFlow(sub string, args []string, signals container.SignalState, stdout, s
 	environ := os.Environ()
 	// slurmrun's own messages and logs, secrets masked; the commands keep
 	// the real stderr.
-	says := redact.New(environ).Writer(stderr)
+	red := redact.New(environ)
+	says := red.Writer(stderr)
 	cfg, err := entrypoint.LoadConfig(environ, need)
 	if err != nil {
 		fmt.Fprintf(says, "slurmrun %s: %v\n", sub, err)
@@ -164,7 +165,7 @@ func runFlow(sub string, args []string, signals container.SignalState, stdout, s
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
 
-	flow := entrypoint.NewFlow(cfg, environ, log, sup, stdout, stderr)
+	flow := entrypoint.NewFlow(cfg, environ, red, log, sup, stdout, stderr)
 	switch sub {
 	case "install":
 		return flow.RunInstall(ctx)
