@@ -518,12 +518,10 @@ wait:
 // --kill-on-bad-exit (143). Ranks that a signal ended are the stopped ones,
 // not the cause. Without such a record it is srun's code.
 func (l *Launcher) failure(role string, srunCode int) (what string, code int) {
-	files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, role)))
 	var first *Result
 	var firstEnd time.Time
-	for _, f := range files {
-		res, err := ReadResult(f)
-		if err != nil || res.Final == 0 || res.Signal != "" {
+	for _, res := range l.roleResults(role) {
+		if res.Final == 0 || res.Signal != "" {
 			continue
 		}
 		end := res.Started
@@ -539,6 +537,19 @@ func (l *Launcher) failure(role string, srunCode int) (what string, code int) {
 		return fmt.Sprintf("%s failed with exit code %d", role, srunCode), srunCode
 	}
 	return fmt.Sprintf("%s rank %d exited %d", role, first.Rank, first.Final), first.Final
+}
+
+// roleResults reads the result files of this job's ranks of role; one that
+// cannot be read is left out.
+func (l *Launcher) roleResults(role string) []*Result {
+	files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, role)))
+	var out []*Result
+	for _, f := range files {
+		if res, err := ReadResult(f); err == nil {
+			out = append(out, res)
+		}
+	}
+	return out
 }
 
 func allDone(runs []*stepRun) bool {
@@ -582,12 +593,7 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 		} else {
 			row.DurationMS = time.Since(r.start).Milliseconds()
 		}
-		files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, r.Role)))
-		for _, f := range files {
-			res, err := ReadResult(f)
-			if err != nil {
-				continue
-			}
+		for _, res := range l.roleResults(r.Role) {
 			row.Ranks++
 			row.StepID = res.StepID
 			row.RankCodes = append(row.RankCodes, res.Final)
