@@ -1,5 +1,6 @@
 // Package embed holds the assets compiled into slurmrun: the miniature
-// TensorRT-LLM tree that `slurmrun demo` runs the flow on.
+// TensorRT-LLM tree that `slurmrun demo` runs the flow on, and the report
+// page's template.
 package embed
 
 import (
@@ -12,6 +13,12 @@ import (
 
 //go:embed all:demo
 var demo goembed.FS
+
+// ReportTemplate is the html/template of report.html: the page
+// `slurmrun report` writes, self-contained (inline CSS and SVG, no script).
+//
+//go:embed report.html.tmpl
+var ReportTemplate string
 
 // DemoTree is the miniature tree: TensorRT-LLM/src (launcher, integration
 // defs with conftest, pytest.ini, tests and perf scripts), site/ (an

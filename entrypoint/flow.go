@@ -103,23 +103,24 @@ func (f *Flow) Run(ctx context.Context) int {
 	for _, st := range Steps {
 		rec := f.result.begin(st.Name)
 		switch {
-		case failed:
-			rec.skip("an earlier step failed")
-			continue
 		case ctx.Err() != nil:
-			rec.skip(fmt.Sprintf("cancelled: %v", context.Cause(ctx)))
+			// Also after a step that the cancellation ended.
+			rec.skip(OutcomeCancelled, fmt.Sprintf("cancelled: %v", context.Cause(ctx)))
+			continue
+		case failed:
+			rec.skip(OutcomeSkipped, "an earlier step failed")
 			continue
 		}
 		if st.Skip != nil {
 			if why := st.Skip(f); why != "" {
-				rec.skip(why)
+				rec.skip(OutcomeSkipped, why)
 				f.log.WithField("step", st.Name).Debug("skipped: " + why)
 				continue
 			}
 		}
 		start := time.Now()
 		err := st.Run(ctx, f)
-		rec.finish(err)
+		rec.finish(err, proc.TerminatingSignal(ctx) != 0)
 		fields := logrus.Fields{"step": st.Name, "duration": time.Since(start).Round(time.Millisecond)}
 		if err == nil {
 			f.log.WithFields(fields).Info("step done")
@@ -174,7 +175,11 @@ func (f *Flow) Run(ctx context.Context) int {
 			final = 1
 		}
 	} else {
-		f.log.WithFields(logrus.Fields{"path": path, "report": "slurmrun report " + filepath.Dir(filepath.Dir(path))}).Info("result file written")
+		f.log.WithField("path", path).Info("result file written")
+		if f.cfg.Rank == 0 {
+			// Once per job: the page and JUnit of every rank's steps.
+			fmt.Fprintf(f.out, "Report of the job's ranks, when all have finished: slurmrun report %s\n", filepath.Dir(filepath.Dir(path)))
+		}
 	}
 	fmt.Fprintf(f.out, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
 	return final

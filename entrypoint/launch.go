@@ -563,15 +563,17 @@ func allDone(runs []*stepRun) bool {
 
 // StepSummary is one row of the launch summary.
 type StepSummary struct {
-	Role       string   `json:"role"`
-	StepID     string   `json:"step_id"`
-	Nodes      []string `json:"nodes"`
-	Ranks      int      `json:"ranks"`
-	ExitCode   *int     `json:"exit_code"`
-	RankCodes  []int    `json:"rank_exit_codes"`
-	DurationMS int64    `json:"duration_ms"`
-	StoppedBy  string   `json:"stopped_by,omitempty"`
-	Log        string   `json:"log"`
+	Role      string   `json:"role"`
+	StepID    string   `json:"step_id"`
+	Nodes     []string `json:"nodes"`
+	Ranks     int      `json:"ranks"`
+	ExitCode  *int     `json:"exit_code"`
+	RankCodes []int    `json:"rank_exit_codes"`
+	// Started is when launch started the srun, on the batch node's clock.
+	Started    time.Time `json:"started"`
+	DurationMS int64     `json:"duration_ms"`
+	StoppedBy  string    `json:"stopped_by,omitempty"`
+	Log        string    `json:"log"`
 }
 
 // LaunchSummary is what launch leaves in the job workspace.
@@ -586,7 +588,7 @@ type LaunchSummary struct {
 func (l *Launcher) summarize(runs []*stepRun, code int) {
 	sum := LaunchSummary{JobID: l.cfg.JobID, ExitCode: code}
 	for _, r := range runs {
-		row := StepSummary{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes}
+		row := StepSummary{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes, Started: r.start.UTC()}
 		if r.done {
 			row.ExitCode = intp(r.code)
 			row.DurationMS = r.end.Sub(r.start).Milliseconds()
@@ -626,7 +628,6 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 	}
 	tw.Flush()
 	fmt.Fprintf(l.stdout, "\nLaunch summary (job %s, exit code %d):\n%s", l.cfg.JobID, code, b.String())
-	fmt.Fprintf(l.stdout, "Every rank's steps and JUnit: slurmrun report %s\n", l.cfg.JobWorkspace)
 	data, _ := json.MarshalIndent(sum, "", "  ")
 	path := filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("launch.job%s.json", l.cfg.JobID))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {

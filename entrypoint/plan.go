@@ -13,6 +13,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/slurmrun/slurmrun/internal/redact"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // RunInstall runs the install step alone, as the disaggregated launcher's
@@ -20,7 +21,7 @@ import (
 func (f *Flow) RunInstall(ctx context.Context) int {
 	rec := f.result.begin("install")
 	err := f.Install(ctx)
-	rec.finish(err)
+	rec.finish(err, proc.TerminatingSignal(ctx) != 0)
 	if err != nil {
 		f.log.WithError(err).WithField("step", "install").Error("step failed")
 		return codeOf(err)

@@ -310,3 +310,30 @@ func TestWheelLocationIsAbsolute(t *testing.T) {
 		t.Fatalf("location %q, want %q", loc, dir)
 	}
 }
+
+// A step's record says how it ended: a bound that ran out is "timed out",
+// an end the job's cancellation caused is "cancelled", not a failure.
+func TestStepOutcomes(t *testing.T) {
+	dir := t.TempDir()
+	f := newTestFlow(t, dir)
+	f.cfg.Rank, f.cfg.CoverageConfigFile, f.cfg.CoverageTimeout = 2, filepath.Join(dir, "never"), 50*time.Millisecond
+	timedOut := shareCoverageConfig(context.Background(), f)
+	for _, tc := range []struct {
+		name      string
+		err       error
+		cancelled bool
+		want      string
+		code      int
+	}{
+		{"ok", nil, false, OutcomeOK, 0},
+		{"failed", stepFailed(3, "pytestCommand failed"), false, OutcomeFailed, 3},
+		{"bound ran out", timedOut, false, OutcomeTimedOut, 1},
+		{"cancelled while it ran", stepFailed(143, "pytestCommand failed"), true, OutcomeCancelled, 143},
+	} {
+		rec := &StepRecord{Name: tc.name, Start: time.Now()}
+		rec.finish(tc.err, tc.cancelled)
+		if rec.Outcome != tc.want || tc.err != nil && (rec.ExitCode == nil || *rec.ExitCode != tc.code || rec.Detail != tc.err.Error()) {
+			t.Errorf("%s: %+v", tc.name, rec)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package entrypoint
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +30,21 @@ type Result struct {
 	Final      int           `json:"final_exit_code"`
 }
 
-// StepRecord is one step's outcome: ok, failed, skipped.
+// Step outcomes, as result files spell them.
+const (
+	OutcomeOK     = "ok"
+	OutcomeFailed = "failed"
+	// OutcomeSkipped: the step does not apply, or an earlier one failed.
+	OutcomeSkipped = "skipped"
+	// OutcomeCancelled: the job was cancelled (Slurm's SIGTERM) while the
+	// step ran or before it started; not a failure of the step.
+	OutcomeCancelled = "cancelled"
+	// OutcomeTimedOut: the step's own bound ran out (a wait or an install
+	// attempt).
+	OutcomeTimedOut = "timed out"
+)
+
+// StepRecord is one step's outcome: one of the Outcome constants.
 type StepRecord struct {
 	Name       string    `json:"name"`
 	Start      time.Time `json:"start"`
@@ -53,17 +68,26 @@ func (r *Result) begin(name string) *StepRecord {
 	return rec
 }
 
-func (s *StepRecord) skip(why string) {
-	s.Outcome, s.Detail = "skipped", why
+func (s *StepRecord) skip(outcome, why string) {
+	s.Outcome, s.Detail = outcome, why
 }
 
-func (s *StepRecord) finish(err error) {
+// finish records how the step ended; cancelled says that the job's
+// cancellation ended it.
+func (s *StepRecord) finish(err error, cancelled bool) {
 	s.DurationMS = float64(time.Since(s.Start).Microseconds()) / 1000
-	if err == nil {
-		s.Outcome = "ok"
+	switch {
+	case err == nil:
+		s.Outcome = OutcomeOK
 		return
+	case cancelled:
+		s.Outcome = OutcomeCancelled
+	case errors.Is(err, errTimeout):
+		s.Outcome = OutcomeTimedOut
+	default:
+		s.Outcome = OutcomeFailed
 	}
-	s.Outcome, s.Detail, s.ExitCode = "failed", err.Error(), intp(codeOf(err))
+	s.Detail, s.ExitCode = err.Error(), intp(codeOf(err))
 }
 
 // FileName is unique per job, step, role and rank.

@@ -1,215 +1,376 @@
-// Package report turns a job's per-rank result files into what people and
-// CI read: a JUnit file for Jenkins (one testsuite per role, one testcase
-// per rank and step) and a text summary. Clocks are each rank's node's.
+// Package report turns a job's per-rank result files (and the launch
+// summary, for a disaggregated job) into what people and CI read: a page
+// with every rank's steps on one time axis, a JUnit file for Jenkins and a
+// text summary.
+//
+// Each rank stamps its steps with its own node's clock; the report aligns
+// them on the job's earliest start and says so, since nodes' clocks differ
+// by their NTP offsets.
 package report
 
 import (
-	"bytes"
-	"encoding/xml"
+	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/slurmrun/slurmrun/entrypoint"
 )
 
-// Job is every rank's record found in one or more job workspaces.
+// Job is one job's records, read from its workspaces.
 type Job struct {
-	Ranks []*entrypoint.Result
+	ID     string
+	Ranks  []*entrypoint.Result
+	Launch *entrypoint.LaunchSummary // nil unless `slurmrun launch` ran the job
+	// Others are the other jobs whose records the workspaces hold.
+	Others []string
 }
 
-// Load reads <workspace>/slurmrun/result.job*.json of each workspace.
-func Load(workspaces ...string) (*Job, error) {
-	j := &Job{}
+// Load reads the records of one job from <workspace>/slurmrun: the result
+// files result.job<ID>*.json and launch.job<ID>.json. With id empty it is
+// the job that started last, and Others names the rest.
+func Load(id string, workspaces ...string) (*Job, error) {
+	byJob := map[string][]*entrypoint.Result{}
+	launches := map[string]*entrypoint.LaunchSummary{}
 	for _, ws := range workspaces {
-		files, err := filepath.Glob(filepath.Join(ws, "slurmrun", "result.job*.json"))
+		dir := filepath.Join(ws, "slurmrun")
+		files, err := filepath.Glob(filepath.Join(dir, "result.job*.json"))
 		if err != nil {
 			return nil, err
 		}
 		for _, f := range files {
 			r, err := entrypoint.ReadResult(f)
 			if err != nil {
-				return nil, fmt.Errorf("result file %s: %w", f, err)
+				return nil, err
 			}
-			j.Ranks = append(j.Ranks, r)
+			byJob[r.JobID] = append(byJob[r.JobID], r)
+		}
+		summaries, _ := filepath.Glob(filepath.Join(dir, "launch.job*.json"))
+		for _, f := range summaries {
+			s, err := readLaunch(f)
+			if err != nil {
+				return nil, err
+			}
+			launches[s.JobID] = s
 		}
 	}
-	if len(j.Ranks) == 0 {
+	if len(byJob) == 0 {
 		return nil, fmt.Errorf("no result files in %s (looked for slurmrun/result.job*.json)", strings.Join(workspaces, ", "))
+	}
+	var ids []string
+	for j := range byJob {
+		ids = append(ids, j)
+	}
+	sort.Slice(ids, func(a, b int) bool { return earliest(byJob[ids[a]]).Before(earliest(byJob[ids[b]])) })
+	if id == "" {
+		id = ids[len(ids)-1]
+	}
+	ranks, ok := byJob[id]
+	if !ok {
+		return nil, fmt.Errorf("no result files of job %s in %s (it holds jobs %s)", id, strings.Join(workspaces, ", "), strings.Join(ids, ", "))
+	}
+	j := &Job{ID: id, Ranks: ranks, Launch: launches[id]}
+	for _, other := range ids {
+		if other != id {
+			j.Others = append(j.Others, other)
+		}
+	}
+	order := roleOrder
+	if j.Launch != nil {
+		order = launchOrder(j.Launch)
 	}
 	sort.SliceStable(j.Ranks, func(a, b int) bool {
 		x, y := j.Ranks[a], j.Ranks[b]
 		if x.Role != y.Role {
-			return x.Role < y.Role
+			return order(x.Role) < order(y.Role) || order(x.Role) == order(y.Role) && x.Role < y.Role
+		}
+		if x.Node != y.Node {
+			return x.Node < y.Node
 		}
 		return x.Rank < y.Rank
 	})
 	return j, nil
 }
 
-// The JUnit XML Jenkins' JUnit plugin reads.
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
+func readLaunch(path string) (*entrypoint.LaunchSummary, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s entrypoint.LaunchSummary
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("launch summary %s: %w", path, err)
+	}
+	return &s, nil
 }
 
-type junitSuite struct {
-	Name      string      `xml:"name,attr"`
-	Tests     int         `xml:"tests,attr"`
-	Failures  int         `xml:"failures,attr"`
-	Errors    int         `xml:"errors,attr"`
-	Skipped   int         `xml:"skipped,attr"`
-	Time      string      `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr,omitempty"`
-	Hostname  string      `xml:"hostname,attr,omitempty"`
-	Cases     []junitCase `xml:"testcase"`
+// roleOrder puts a disaggregated job's roles in the order launch plans
+// them: the install, the generation and context servers, the disaggregated
+// server, the benchmark.
+func roleOrder(role string) int {
+	switch {
+	case role == "INSTALL":
+		return 0
+	case strings.HasPrefix(role, "GEN_"):
+		return 1
+	case strings.HasPrefix(role, "CTX_"):
+		return 2
+	case role == "DISAGG_SERVER":
+		return 3
+	case role == "BENCHMARK":
+		return 4
+	}
+	return 5
 }
 
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr,omitempty"`
-	Text    string `xml:",chardata"`
-}
-
-func seconds(ms float64) string { return fmt.Sprintf("%.3f", ms/1000) }
-
-// JUnit writes one testsuite per role and one testcase per rank and step:
-// a failed step is a failure carrying its detail and exit code, a skipped
-// one (not applicable, an earlier failure, a cancellation) is skipped with
-// why. A rank that a signal ended gets a failed "final" case that says so.
-func (j *Job) JUnit(w io.Writer) error {
-	out := junitSuites{Name: "slurmrun job " + j.Ranks[0].JobID}
-	byRole := map[string]*junitSuite{}
-	var order []string
-	var total float64
-	for _, r := range j.Ranks {
-		s, ok := byRole[r.Role]
-		if !ok {
-			s = &junitSuite{Name: r.Stage + "." + r.Role, Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05"), Hostname: r.Host}
-			byRole[r.Role] = s
-			order = append(order, r.Role)
+// launchOrder is the order of the launch summary's steps.
+func launchOrder(s *entrypoint.LaunchSummary) func(string) int {
+	at := map[string]int{}
+	for i, st := range s.Steps {
+		at[st.Role] = i
+	}
+	return func(role string) int {
+		if i, ok := at[role]; ok {
+			return i
 		}
-		class := fmt.Sprintf("%s.%s.rank%d", r.Stage, r.Role, r.Rank)
-		var suiteMS float64
+		return len(at) + roleOrder(role)
+	}
+}
+
+func earliest(ranks []*entrypoint.Result) time.Time {
+	var t time.Time
+	for _, r := range ranks {
+		if t.IsZero() || r.Started.Before(t) {
+			t = r.Started
+		}
 		for _, st := range r.Steps {
-			c := junitCase{Name: st.Name, Classname: class, Time: seconds(st.DurationMS)}
-			switch st.Outcome {
-			case "failed":
-				code := ""
-				if st.ExitCode != nil {
-					code = fmt.Sprintf(" (exit code %d)", *st.ExitCode)
-				}
-				c.Failure = &junitMessage{Message: st.Detail + code, Type: "step failed", Text: st.Detail}
-				s.Failures++
-			case "skipped":
-				c.Skipped = &junitMessage{Message: st.Detail}
-				s.Skipped++
+			if st.Start.Before(t) {
+				t = st.Start
 			}
-			s.Tests++
-			suiteMS += st.DurationMS
-			s.Cases = append(s.Cases, c)
 		}
-		final := junitCase{Name: "final", Classname: class, Time: "0.000"}
-		if r.Final != 0 {
-			why := fmt.Sprintf("rank %d exit code %d", r.Rank, r.Final)
-			if r.Signal != "" {
-				why += " (" + r.Signal + ")"
-			}
-			final.Failure = &junitMessage{Message: why, Type: "exit code"}
-			s.Failures++
-		}
-		s.Tests++
-		s.Cases = append(s.Cases, final)
-		s.Time = seconds(suiteMS)
-		total += suiteMS
 	}
-	for _, role := range order {
-		s := byRole[role]
-		out.Suites = append(out.Suites, *s)
-		out.Tests += s.Tests
-		out.Failures += s.Failures
-		out.Skipped += s.Skipped
-	}
-	out.Time = seconds(total)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("junit: %w", err)
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return t
 }
 
-// WriteJUnit writes the JUnit file at path, through a temporary name.
-func (j *Job) WriteJUnit(path string) error {
-	var b bytes.Buffer
-	if err := j.JUnit(&b); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("junit: %w", err)
-	}
-	return entrypoint.WriteFileAtomic(path, b.Bytes(), 0o644)
+// end is when a step ended.
+func end(st *entrypoint.StepRecord) time.Time {
+	return st.Start.Add(time.Duration(st.DurationMS * float64(time.Millisecond)))
 }
 
-// Summary writes a table of every rank's steps, then one line per rank
-// with its final code, and the first failure.
-func (j *Job) Summary(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tRANK\tSTEP\tDURATION\tEXIT CODE\tOUTCOME")
-	var first *entrypoint.Result
-	var firstAt time.Time
-	for _, r := range j.Ranks {
-		for _, st := range r.Steps {
-			code := "-"
-			switch {
-			case st.ExitCode != nil:
-				code = fmt.Sprint(*st.ExitCode)
-			case st.Outcome == "ok":
-				code = "0"
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f ms\t%s\t%s\n", r.Role, r.Rank, st.Name, st.DurationMS, code, st.Outcome)
-			if st.Outcome == "failed" && (first == nil || st.Start.Before(firstAt)) {
-				first, firstAt = r, st.Start
-			}
+// rankEnd is when a rank's last step ended.
+func rankEnd(r *entrypoint.Result) time.Time {
+	t := r.Started
+	for _, st := range r.Steps {
+		if e := end(st); e.After(t) {
+			t = e
 		}
-		final := fmt.Sprint(r.Final)
-		if r.Signal != "" {
-			final += " (" + r.Signal + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%d\tfinal\t\t%s\t\n", r.Role, r.Rank, final)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	return t
+}
+
+// failing reports whether a rank failed by itself: a step failed or timed
+// out, or it exited non-zero without being cancelled.
+func failing(r *entrypoint.Result) bool {
+	if firstFailed(r) != nil {
+		return true
 	}
-	if first != nil {
-		for _, st := range first.Steps {
-			if st.Outcome == "failed" && st.Start.Equal(firstAt) {
-				fmt.Fprintf(w, "\nFirst failure: %s rank %d, step %s: %s\n", first.Role, first.Rank, st.Name, st.Detail)
-			}
+	return r.Final != 0 && r.Signal == ""
+}
+
+// firstFailed is a rank's earliest failed or timed-out step.
+func firstFailed(r *entrypoint.Result) *entrypoint.StepRecord {
+	for _, st := range r.Steps {
+		if st.Outcome == entrypoint.OutcomeFailed || st.Outcome == entrypoint.OutcomeTimedOut {
+			return st
 		}
 	}
 	return nil
+}
+
+// Facts are what the header of every form of the report says.
+type Facts struct {
+	Start, End     time.Time
+	Stages         []string
+	Roles          []string
+	ExitCode       int
+	Slowest        *Mark // the longest step of any rank
+	FirstFailure   *Mark // the failed step that ended first
+	Cancelled      int   // ranks a signal ended
+	CancelSignal   string
+	FailingRanks   int
+	ClockNote      string
+	ExitCodeSource string
+}
+
+// Mark points at one step of one rank.
+type Mark struct {
+	Rank *entrypoint.Result
+	Step *entrypoint.StepRecord
+}
+
+// String names the rank and step.
+func (m *Mark) String() string {
+	return fmt.Sprintf("%s rank %d, step %s", m.Rank.Role, m.Rank.Rank, m.Step.Name)
+}
+
+// Facts works out the header: span, exit code, slowest step, first failure.
+func (j *Job) Facts() Facts {
+	f := Facts{Start: earliest(j.Ranks)}
+	stages, roles := map[string]bool{}, map[string]bool{}
+	var firstEnd time.Time
+	if j.Launch != nil {
+		// launch started each srun before its ranks started: the span
+		// covers the steps' start (on the batch node's clock).
+		for _, st := range j.Launch.Steps {
+			if !st.Started.IsZero() && st.Started.Before(f.Start) {
+				f.Start = st.Started
+			}
+			if e := st.Started.Add(time.Duration(st.DurationMS) * time.Millisecond); !st.Started.IsZero() && e.After(f.End) {
+				f.End = e
+			}
+		}
+	}
+	for _, r := range j.Ranks {
+		if e := rankEnd(r); e.After(f.End) {
+			f.End = e
+		}
+		if !stages[r.Stage] {
+			stages[r.Stage] = true
+			f.Stages = append(f.Stages, r.Stage)
+		}
+		if !roles[r.Role] {
+			roles[r.Role] = true
+			f.Roles = append(f.Roles, r.Role)
+		}
+		if r.Final != 0 && f.ExitCode == 0 {
+			f.ExitCode = r.Final
+		}
+		if r.Signal != "" {
+			f.Cancelled++
+			f.CancelSignal = r.Signal
+		}
+		if failing(r) {
+			f.FailingRanks++
+		}
+		for _, st := range r.Steps {
+			if f.Slowest == nil || st.DurationMS > f.Slowest.Step.DurationMS {
+				f.Slowest = &Mark{r, st}
+			}
+		}
+		if st := firstFailed(r); st != nil && (f.FirstFailure == nil || end(st).Before(firstEnd)) {
+			f.FirstFailure, firstEnd = &Mark{r, st}, end(st)
+		}
+	}
+	f.ExitCodeSource = "the first rank that exited non-zero"
+	if j.Launch != nil {
+		f.ExitCode, f.ExitCodeSource = j.Launch.ExitCode, "slurmrun launch"
+	}
+	f.ClockNote = fmt.Sprintf("Times are each rank's node's clock (an srun step's: the batch node's), aligned on the job's earliest start (%s UTC); nodes' clocks differ by their NTP offset.",
+		f.Start.UTC().Format("2006-01-02 15:04:05.000"))
+	return f
+}
+
+// Wall is the time from the earliest start to the latest end.
+func (f Facts) Wall() time.Duration { return f.End.Sub(f.Start) }
+
+// Outcome is how a rank ended, as one word.
+func Outcome(r *entrypoint.Result) string {
+	switch {
+	case r.Signal != "":
+		return entrypoint.OutcomeCancelled
+	case failing(r):
+		if st := firstFailed(r); st != nil {
+			return st.Outcome
+		}
+		return entrypoint.OutcomeFailed
+	}
+	return entrypoint.OutcomeOK
+}
+
+// Group is one role's ranks; a large one shows its notable ranks only.
+type Group struct {
+	Role   string
+	Ranks  []*entrypoint.Result
+	Shown  []*entrypoint.Result // every rank, or the failing and the slowest
+	Step   *entrypoint.StepSummary
+	Failed int
+}
+
+// Collapsed reports whether some ranks are not in Shown.
+func (g *Group) Collapsed() bool { return len(g.Shown) < len(g.Ranks) }
+
+// CollapseAbove is the most ranks a role shows row by row; a larger role
+// shows its failing ranks (at most maxFailingShown) and its slowest.
+const (
+	CollapseAbove   = 16
+	maxFailingShown = 8
+)
+
+// Groups splits the ranks by role, in the job's order.
+func (j *Job) Groups() []*Group {
+	var out []*Group
+	by := map[string]*Group{}
+	for _, r := range j.Ranks {
+		g := by[r.Role]
+		if g == nil {
+			g = &Group{Role: r.Role}
+			by[r.Role] = g
+			out = append(out, g)
+			if j.Launch != nil {
+				for i := range j.Launch.Steps {
+					if j.Launch.Steps[i].Role == r.Role {
+						g.Step = &j.Launch.Steps[i]
+					}
+				}
+			}
+		}
+		g.Ranks = append(g.Ranks, r)
+		if failing(r) {
+			g.Failed++
+		}
+	}
+	for _, g := range out {
+		g.Shown = g.Ranks
+		if len(g.Ranks) <= CollapseAbove {
+			continue
+		}
+		var slowest *entrypoint.Result
+		keep := map[*entrypoint.Result]bool{}
+		shownFailing := 0
+		for _, r := range g.Ranks {
+			if failing(r) && shownFailing < maxFailingShown {
+				keep[r] = true
+				shownFailing++
+			}
+			if slowest == nil || rankEnd(r).After(rankEnd(slowest)) {
+				slowest = r
+			}
+		}
+		keep[slowest] = true
+		g.Shown = nil
+		for _, r := range g.Ranks {
+			if keep[r] {
+				g.Shown = append(g.Shown, r)
+			}
+		}
+	}
+	return out
+}
+
+// Write writes report.html and junit.xml into dir and returns their paths.
+func (j *Job) Write(dir string) (page, junit string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("report: %w", err)
+	}
+	page, junit = filepath.Join(dir, "report.html"), filepath.Join(dir, "junit.xml")
+	if err := j.WriteJUnit(junit); err != nil {
+		return "", "", err
+	}
+	if err := j.WriteHTML(page); err != nil {
+		return "", "", err
+	}
+	return page, junit, nil
 }

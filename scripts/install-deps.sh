@@ -2,7 +2,9 @@
 # Installs the Debian packages the tests and benchmarks use for real:
 # Debian's python3 with pytest, venv (a real wheel is pip-installed into one),
 # git, tini (the benchmark's reference init), unshare (PID-namespace tests),
-# crun (OCI bundles) and podman (the image). Does nothing when all are present.
+# crun (OCI bundles), podman (the image), xmllint (the JUnit schema check)
+# and chromium (the report page in a real browser). Does nothing when all
+# are present.
 set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
@@ -12,6 +14,8 @@ command -v tini >/dev/null || need+=(tini)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v crun >/dev/null || need+=(crun)
 command -v podman >/dev/null || command -v buildah >/dev/null || need+=(podman)
+command -v xmllint >/dev/null || need+=(libxml2-utils)
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "missing packages: ${need[*]}; run as root: apt-get install -y ${need[*]}" >&2

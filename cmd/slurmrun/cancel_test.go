@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/entrypoint"
 )
 
 // SIGTERM at any step of run, as Slurm's cancel sends it: exit code 143, the
@@ -107,6 +108,22 @@ func TestSigtermAtEachStep(t *testing.T) {
 			res := resultOf(t, ws, rankOf(env))
 			if res.Signal != "terminated" || res.Final != 143 {
 				t.Errorf("record: signal %q, final %d", res.Signal, res.Final)
+			}
+			// The step that ran is cancelled with its code, and so is every
+			// step after it, without one; none failed.
+			var outcomes []string
+			running := -1
+			for i, st := range res.Steps {
+				outcomes = append(outcomes, st.Name+"="+st.Outcome)
+				if st.Outcome == entrypoint.OutcomeCancelled && st.ExitCode != nil && running < 0 {
+					running = i
+				}
+			}
+			for i, st := range res.Steps {
+				if running < 0 || i > running && (st.Outcome != entrypoint.OutcomeCancelled || st.ExitCode != nil) || st.Outcome == entrypoint.OutcomeFailed {
+					t.Errorf("record's outcomes: %v", outcomes)
+					break
+				}
 			}
 			for _, pid := range below {
 				if alive(pid) {

@@ -17,7 +17,6 @@ import (
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
 	"github.com/slurmrun/slurmrun/proc"
-	"github.com/slurmrun/slurmrun/report"
 )
 
 // demoStage names the demo's stage: Disagg (the install is a separate step
@@ -25,7 +24,7 @@ import (
 const demoStage = "Demo-1_Node-2_GPUs-PyTorch-Disagg-Post-Merge"
 
 // runDemo unpacks the miniature TensorRT-LLM tree and runs the flow for two
-// local ranks at once, then prints each rank's steps from its result file.
+// local ranks at once, then makes the job's report and prints its summary.
 func runDemo(args []string, signals container.SignalState, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -80,6 +79,7 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 		log  string
 	}
 	var started []rank
+	jobID := fmt.Sprintf("demo%d", os.Getpid())
 	for r := 0; r < *ranks; r++ {
 		logPath := filepath.Join(*dir, fmt.Sprintf("rank%d.log", r))
 		out, err := os.Create(logPath)
@@ -93,7 +93,7 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 			"resourcePathNode="+*dir, "stageName="+demoStage, "perfMode=true", "pytestCommand="+command,
 			"jobWorkspace="+ws, "coverageConfigFile="+filepath.Join(ws, ".coveragerc"),
 			fmt.Sprintf("SLURM_PROCID=%d", r), fmt.Sprintf("SLURM_LOCALID=%d", r), "SLURM_NODEID=0",
-			"SLURM_JOB_NUM_NODES=1", fmt.Sprintf("SLURM_JOB_ID=demo%d", os.Getpid()),
+			"SLURM_JOB_NUM_NODES=1", "SLURM_JOB_ID="+jobID,
 			"SLURMRUN_PYTHON="+python, "PYTHONPATH="+filepath.Join(*dir, "site"),
 		)
 		p, err := sup.Start(cmd)
@@ -116,24 +116,15 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 		fmt.Fprintf(stderr, "slurmrun demo: %v\n", context.Cause(ctx))
 	}
 
-	// The table is the report's summary: every rank's steps from its
-	// result file, then the first failure if any.
-	job, err := report.Load(ws)
-	if err != nil {
-		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
-	} else if err := job.Summary(stdout); err != nil {
-		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
-	}
-	fmt.Fprintln(stdout)
 	for i, r := range started {
 		fmt.Fprintf(stdout, "rank %d: exit code %d, output in %s\n", i, codes[i], r.log)
 	}
-	if job != nil {
-		path := filepath.Join(ws, "slurmrun", "junit.xml")
-		if err := job.WriteJUnit(path); err != nil {
-			fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
-		} else {
-			fmt.Fprintf(stdout, "JUnit: %s (slurmrun report %s)\n", path, ws)
+	// The report of the demo's job: its summary, then the page's path last.
+	fmt.Fprintln(stdout)
+	if err := makeReport(stdout, "", jobID, ws); err != nil {
+		fmt.Fprintf(stderr, "slurmrun demo: report: %v\n", err)
+		if worst == 0 {
+			worst = 1
 		}
 	}
 	return worst

@@ -62,5 +62,11 @@ func runLaunch(args []string, signals container.SignalState, stdout, stderr *os.
 		}
 		return 0
 	}
-	return l.Run(ctx)
+	code := l.Run(ctx)
+	// The job's page and JUnit, from the records every rank left; a job
+	// that failed before any rank ran has none, and launch said why.
+	if err := makeReport(red.Writer(stdout), "", cfg.JobID, cfg.JobWorkspace); err != nil {
+		log.WithError(err).Warn("no report")
+	}
+	return code
 }

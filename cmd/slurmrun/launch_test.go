@@ -216,6 +216,11 @@ func TestLaunchOneRankFails(t *testing.T) {
 	if r := rowOf(t, s, "GEN_0"); len(r.RankCodes) != 2 {
 		t.Errorf("GEN_0 ranks: %+v", r)
 	}
+	// The report's first failure is the rank that failed, not the one
+	// --kill-on-bad-exit stopped.
+	if !regexp.MustCompile(`First failure: GEN_0 rank 0, step pytest: `).MatchString(log) {
+		t.Errorf("launch's report:\n%s", log)
+	}
 	t.Logf("one rank fails:\n%s", lastLines(log, 7))
 	noRolesLeft(t, j)
 }
@@ -266,6 +271,16 @@ func TestLaunchCancelled(t *testing.T) {
 		t.Errorf("steps left: %s", out)
 	}
 	noRolesLeft(t, j)
+	// launch made the job's report: every rank cancelled, none failing.
+	keepRecords(t, "cancelled-launch", j.tr.ws)
+	page := filepath.Join(j.tr.ws, "slurmrun", "report.html")
+	if !strings.Contains(log, "Cancelled: 6 of 6 ranks ended by a signal (terminated)") || !strings.Contains(log, "Report: "+page) ||
+		strings.Contains(log, "First failure:") {
+		t.Errorf("launch's report:\n%s", log)
+	}
+	if html, err := os.ReadFile(page); err != nil || !strings.Contains(string(html), `class="step o-cancelled"`) {
+		t.Errorf("the page shows no cancelled step: %v", err)
+	}
 	t.Logf("cancelled run:\n%s", log)
 }
 

@@ -4,20 +4,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/slurmrun/slurmrun/report"
 )
 
-// runReport reads the result files of job workspaces, writes junit.xml and
-// prints the text summary.
+// runReport reads the records of a job from its workspaces, writes
+// report.html and junit.xml and prints the text summary.
 func runReport(args []string, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("slurmrun report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "where junit.xml goes (default: <first workspace>/slurmrun)")
+	out := fs.String("out", "", "where report.html and junit.xml go (default: <first workspace>/slurmrun)")
+	job := fs.String("job", "", "the job to report (default: the one that started last)")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: slurmrun report [--out DIR] JOB_WORKSPACE...")
+		fmt.Fprintln(stdout, "usage: slurmrun report [--out DIR] [--job ID] JOB_WORKSPACE...")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 	}
@@ -31,23 +33,31 @@ func runReport(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintln(stderr, "slurmrun report: name at least one job workspace")
 		return 2
 	}
-	job, err := report.Load(fs.Args()...)
-	if err != nil {
+	if err := makeReport(stdout, *out, *job, fs.Args()...); err != nil {
 		fmt.Fprintf(stderr, "slurmrun report: %v\n", err)
 		return 1
 	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join(fs.Arg(0), "slurmrun")
-	}
-	path := filepath.Join(dir, "junit.xml")
-	if err := job.WriteJUnit(path); err != nil {
-		fmt.Fprintf(stderr, "slurmrun report: %v\n", err)
-		return 1
-	}
-	if err := job.Summary(stdout); err != nil {
-		return 1
-	}
-	fmt.Fprintf(stdout, "\nJUnit: %s\n", path)
 	return 0
+}
+
+// makeReport writes a job's report.html and junit.xml into dir (default
+// <first workspace>/slurmrun), prints its summary and then where they are:
+// the page's path is the last line.
+func makeReport(w io.Writer, dir, job string, workspaces ...string) error {
+	j, err := report.Load(job, workspaces...)
+	if err != nil {
+		return err
+	}
+	if dir == "" {
+		dir = filepath.Join(workspaces[0], "slurmrun")
+	}
+	page, junit, err := j.Write(dir)
+	if err != nil {
+		return err
+	}
+	if err := j.Summary(w); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "JUnit: %s\nReport: %s\n", junit, page)
+	return err
 }

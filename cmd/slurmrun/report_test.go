@@ -3,14 +3,48 @@ package main
 import (
 	"encoding/xml"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
 
+// keepRecords copies a real run's records (ws/slurmrun/*.json) into
+// $SLURMRUN_RECORD/name/slurmrun: report/testdata holds such copies, and
+// `SLURMRUN_RECORD=report/testdata go test -run 'TestDemo|TestReportFromRealRuns|TestLaunchCancelled' ./cmd/slurmrun`
+// (from the repository root, as root for the launch) records them again.
+func keepRecords(t testing.TB, name, ws string) {
+	t.Helper()
+	root := os.Getenv("SLURMRUN_RECORD")
+	if root == "" {
+		return
+	}
+	if !filepath.IsAbs(root) {
+		root = filepath.Join("..", "..", root)
+	}
+	dst := filepath.Join(root, name, "slurmrun")
+	os.RemoveAll(dst)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(ws, "slurmrun", "*.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("records kept in %s", dst)
+}
+
 // report from the records of real runs: two ranks of one job, rank 0's test
 // failing. The JUnit file has a suite per role, a case per rank and step
-// plus the final code, and the failures and skips the records hold.
+// plus the final code, and the failures and skips the records hold; the
+// page marks the failure.
 func TestReportFromRealRuns(t *testing.T) {
 	tr := newTree(t)
 	tr.env["perfMode"] = "false"
@@ -21,32 +55,32 @@ func TestReportFromRealRuns(t *testing.T) {
 		env := asLocalRank(tr.env, rank)
 		env["SLURM_LOCALID"], env["SLURM_NODEID"] = "0", []string{"0", "1"}[rank]
 		env["pytestCommand"] = command
-		runBin(t, env, "run")
+		r := runBin(t, env, "run")
+		if hint := "Report of the job's ranks, when all have finished: slurmrun report " + tr.ws; (rank == 0) != strings.Contains(r.stdout, hint) {
+			t.Errorf("rank %d: the report hint is wrong (only rank 0 prints it):\n%s", rank, r.stdout)
+		}
 	}
-	r := runBin(t, map[string]string{"PATH": os.Getenv("PATH")}, "report", tr.ws)
+	keepRecords(t, "failing-rank", tr.ws)
+	out := t.TempDir()
+	r := runBin(t, map[string]string{"PATH": os.Getenv("PATH")}, "report", "--out", out, tr.ws)
 	if r.code != 0 {
 		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stdout, "First failure: aggregated rank 0, step pytest: pytestCommand failed") ||
-		!strings.Contains(r.stdout, "aggregated  1     final") {
+		!regexp.MustCompile(`(?m)^aggregated\s+1\s+\S+\s+final\s+0\s+ok$`).MatchString(r.stdout) ||
+		!strings.HasSuffix(r.stdout, "Report: "+filepath.Join(out, "report.html")+"\n") {
 		t.Errorf("summary:\n%s", r.stdout)
 	}
-	data, err := os.ReadFile(filepath.Join(tr.ws, "slurmrun", "junit.xml"))
+	data, err := os.ReadFile(filepath.Join(out, "junit.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var suites struct {
 		Tests    int `xml:"tests,attr"`
 		Failures int `xml:"failures,attr"`
-		Skipped  int `xml:"skipped,attr"`
 		Suites   []struct {
-			Name  string `xml:"name,attr"`
-			Cases []struct {
-				Name, Classname string
-				Failure         *struct {
-					Message string `xml:"message,attr"`
-				} `xml:"failure"`
-			} `xml:"testcase"`
+			Name    string `xml:"name,attr"`
+			Skipped int    `xml:"skipped,attr"`
 		} `xml:"testsuite"`
 	}
 	if err := xml.Unmarshal(data, &suites); err != nil {
@@ -68,30 +102,82 @@ func TestReportFromRealRuns(t *testing.T) {
 			failures++
 		}
 	}
-	if len(suites.Suites) != 1 || suites.Tests != tests || suites.Failures != failures || suites.Skipped != skipped {
-		t.Errorf("junit: %d suites, tests %d failures %d skipped %d; want 1, %d, %d, %d\n%s",
-			len(suites.Suites), suites.Tests, suites.Failures, suites.Skipped, tests, failures, skipped, data)
+	if len(suites.Suites) != 1 || suites.Tests != tests || suites.Failures != failures || suites.Suites[0].Skipped != skipped {
+		t.Errorf("junit: %d suites, tests %d failures %d; want 1, %d, %d (%d skipped)\n%s",
+			len(suites.Suites), suites.Tests, suites.Failures, tests, failures, skipped, data)
 	}
 	if failures < 2 {
 		t.Errorf("the failing rank's pytest and final are not both failures: %d", failures)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`<rect class="step o-failed first-failure"[^>]*><title>pytest \(aggregated rank 0 `).Match(page) {
+		t.Errorf("the page does not mark rank 0's pytest as the first failure")
 	}
 	t.Logf("slurmrun report:\n%s", lastLines(r.stdout, 6))
 }
 
 // make demo's job: two ranks on the embedded tree, the report's summary,
-// and the JUnit file it writes.
+// and its page's path as the last line.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	r := runBin(t, map[string]string{"PATH": os.Getenv("PATH"), "HOME": dir}, "demo", "--dir", filepath.Join(dir, "demo"))
 	if r.code != 0 {
 		t.Fatalf("exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"aggregated  0     pytest", "aggregated  1     final", "rank 1: exit code 0", "JUnit: " + filepath.Join(dir, "demo", "workspace", "slurmrun", "junit.xml")} {
+	ws := filepath.Join(dir, "demo", "workspace")
+	keepRecords(t, "demo", ws)
+	page := filepath.Join(ws, "slurmrun", "report.html")
+	for _, want := range []string{"aggregated  0     ", "rank 1: exit code 0", "JUnit: " + filepath.Join(ws, "slurmrun", "junit.xml")} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "demo", "workspace", "slurmrun", "junit.xml")); err != nil {
+	if !strings.HasSuffix(r.stdout, "Report: "+page+"\n") {
+		t.Errorf("the last line is not the page's path:\n%s", lastLines(r.stdout, 3))
+	}
+	if _, err := os.Stat(page); err != nil {
 		t.Error(err)
 	}
+}
+
+// make demo in a clean clone, as the README says: it builds, runs the two
+// ranks and ends with the page's path.
+func TestMakeDemoInACleanClone(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+		t.Skip("not in a git checkout")
+	}
+	clone := filepath.Join(t.TempDir(), "clone")
+	if out, err := exec.Command("git", "clone", "-q", root, clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	// The working tree under test, not only what is committed.
+	if out, err := exec.Command("bash", "-c", "cd "+root+" && git diff HEAD --binary | git -C "+clone+" apply --allow-empty && git ls-files -o --exclude-standard -z | xargs -0r cp --parents -t "+clone).CombinedOutput(); err != nil {
+		t.Fatalf("copy the working tree: %v\n%s", err, out)
+	}
+	cmd := exec.Command("make", "demo")
+	cmd.Dir = clone
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make demo: %v\n%s", err, out)
+	}
+	last := lines(string(out))[len(lines(string(out)))-1]
+	page, ok := strings.CutPrefix(last, "Report: ")
+	if !ok || !strings.HasSuffix(page, "/workspace/slurmrun/report.html") {
+		t.Fatalf("make demo does not end with the page's path:\n%s", lastLines(string(out), 5))
+	}
+	if _, err := os.Stat(page); err != nil {
+		t.Error(err)
+	}
+	t.Logf("make demo:\n%s", lastLines(string(out), 4))
 }
