@@ -92,11 +92,27 @@ func TestPlainExecBesideSupervisor(t *testing.T) {
 
 func TestRunContextKillsGroupAfterGrace(t *testing.T) {
 	s := newSupervisor(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The shell ignores SIGTERM, so only the SIGKILL after the grace period
+	// ends it. The cancel comes once it says the trap is set, not after a
+	// guess at how long a loaded machine takes to get there.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("sh", "-c", "trap '' TERM; echo ready; sleep 30 & wait")
+	cmd.Stdout = w
+	go func() {
+		line := make([]byte, 6)
+		if _, err := io.ReadFull(r, line); err == nil && string(line) == "ready\n" {
+			cancel()
+		}
+	}()
 	start := time.Now()
-	// The shell ignores SIGTERM, so only the SIGKILL after the grace period ends it.
-	st, err := s.RunContext(ctx, exec.Command("sh", "-c", "trap '' TERM; sleep 30 & wait"), 300*time.Millisecond)
+	st, err := s.RunContext(ctx, cmd, 300*time.Millisecond)
+	w.Close()
 	if err == nil || st.Signal != unix.SIGKILL {
 		t.Fatalf("want a SIGKILL after the grace period, got %v %v", st, err)
 	}

@@ -132,6 +132,9 @@ func (j *Job) HTML(w io.Writer) error {
 	if f.Slowest != nil {
 		p.Facts = append(p.Facts, fact{"Slowest step", fmt.Sprintf("%s: %s", f.Slowest, duration(f.Slowest.Step.DurationMS)), ""})
 	}
+	if f.FailingRanks > 0 {
+		p.Facts = append(p.Facts, fact{"Failing ranks", fmt.Sprintf("%d of %d", f.FailingRanks, len(j.Ranks)), "failed"})
+	}
 	if f.FirstFailure != nil {
 		p.Facts = append(p.Facts, fact{"First failure", fmt.Sprintf("%s: %s", f.FirstFailure, f.FirstFailure.Step.Detail), "failed"})
 	} else {

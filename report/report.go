@@ -192,17 +192,16 @@ func firstFailed(r *entrypoint.Result) *entrypoint.StepRecord {
 
 // Facts are what the header of every form of the report says.
 type Facts struct {
-	Start, End     time.Time
-	Stages         []string
-	Roles          []string
-	ExitCode       int
-	Slowest        *Mark // the longest step of any rank
-	FirstFailure   *Mark // the failed step that ended first
-	Cancelled      int   // ranks a signal ended
-	CancelSignal   string
-	FailingRanks   int
-	ClockNote      string
-	ExitCodeSource string
+	Start, End   time.Time
+	Stages       []string
+	Roles        []string
+	ExitCode     int   // launch's, or the first non-zero rank's
+	Slowest      *Mark // the longest step of any rank
+	FirstFailure *Mark // the failed step that ended first
+	Cancelled    int   // ranks a signal ended
+	CancelSignal string
+	FailingRanks int // ranks that failed by themselves, not cancelled
+	ClockNote    string
 }
 
 // Mark points at one step of one rank.
@@ -264,9 +263,9 @@ func (j *Job) Facts() Facts {
 			f.FirstFailure, firstEnd = &Mark{r, st}, end(st)
 		}
 	}
-	f.ExitCodeSource = "the first rank that exited non-zero"
 	if j.Launch != nil {
-		f.ExitCode, f.ExitCodeSource = j.Launch.ExitCode, "slurmrun launch"
+		// launch's code names the failing rank's own code, or the cancel.
+		f.ExitCode = j.Launch.ExitCode
 	}
 	f.ClockNote = fmt.Sprintf("Times are each rank's node's clock (an srun step's: the batch node's), aligned on the job's earliest start (%s UTC); nodes' clocks differ by their NTP offset.",
 		f.Start.UTC().Format("2006-01-02 15:04:05.000"))
