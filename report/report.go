@@ -267,8 +267,12 @@ func (j *Job) Facts() Facts {
 		// launch's code names the failing rank's own code, or the cancel.
 		f.ExitCode = j.Launch.ExitCode
 	}
-	f.ClockNote = fmt.Sprintf("Times are each rank's node's clock (an srun step's: the batch node's), aligned on the job's earliest start (%s UTC); nodes' clocks differ by their NTP offset.",
-		f.Start.UTC().Format("2006-01-02 15:04:05.000"))
+	whose := "each rank's node's clock"
+	if j.Launch != nil {
+		whose += " (an srun step's: the batch node's)"
+	}
+	f.ClockNote = fmt.Sprintf("Times are %s, aligned on the job's earliest start (%s UTC); nodes' clocks differ by their NTP offset.",
+		whose, f.Start.UTC().Format("2006-01-02 15:04:05.000"))
 	return f
 }
 
