@@ -12,13 +12,15 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // Flow is one rank's run of slurm_run.sh.
 type Flow struct {
-	cfg     *Config
+	cfg     *config.Run
 	initial []string // the environment slurmrun started with
 	env     *Env     // the flow's environment; pytest's is derived from it
 	log     *logrus.Entry
@@ -35,8 +37,8 @@ type Flow struct {
 	command  *Command
 	childEnv *Env
 
-	codes  ExitCodes
-	result *Result
+	codes  result.ExitCodes
+	result *result.Rank
 }
 
 // Step is one named piece of the flow.
@@ -83,7 +85,7 @@ func stepFailed(code int, format string, args ...any) error {
 
 // NewFlow prepares a flow; environ is the process environment, red the
 // redactor of its secrets (the one the caller's logger writes through).
-func NewFlow(cfg *Config, environ []string, red *redact.Redactor, log *logrus.Entry, sup *proc.Supervisor, stdout, stderr io.Writer) *Flow {
+func NewFlow(cfg *config.Run, environ []string, red *redact.Redactor, log *logrus.Entry, sup *proc.Supervisor, stdout, stderr io.Writer) *Flow {
 	host, _ := os.Hostname()
 	f := &Flow{
 		cfg: cfg, initial: environ, env: NewEnv(environ), log: log, sup: sup, stdout: stdout, stderr: stderr,
@@ -101,26 +103,26 @@ func NewFlow(cfg *Config, environ []string, red *redact.Redactor, log *logrus.En
 func (f *Flow) Run(ctx context.Context) int {
 	failed := false
 	for _, st := range Steps {
-		rec := f.result.begin(st.Name)
+		rec := begin(f.result, st.Name)
 		switch {
 		case ctx.Err() != nil:
 			// Also after a step that the cancellation ended.
-			rec.skip(OutcomeCancelled, fmt.Sprintf("cancelled: %v", context.Cause(ctx)))
+			skip(rec, result.Cancelled, fmt.Sprintf("cancelled: %v", context.Cause(ctx)))
 			continue
 		case failed:
-			rec.skip(OutcomeSkipped, "an earlier step failed")
+			skip(rec, result.Skipped, "an earlier step failed")
 			continue
 		}
 		if st.Skip != nil {
 			if why := st.Skip(f); why != "" {
-				rec.skip(OutcomeSkipped, why)
+				skip(rec, result.Skipped, why)
 				f.log.WithField("step", st.Name).Debug("skipped: " + why)
 				continue
 			}
 		}
 		start := time.Now()
 		err := st.Run(ctx, f)
-		rec.finish(err, proc.TerminatingSignal(ctx) != 0)
+		finish(rec, err, proc.TerminatingSignal(ctx) != 0)
 		fields := logrus.Fields{"step": st.Name, "duration": time.Since(start).Round(time.Millisecond)}
 		if err == nil {
 			f.log.WithFields(fields).Info("step done")
@@ -166,7 +168,7 @@ func (f *Flow) Run(ctx context.Context) int {
 	}
 	f.result.Codes = f.codes
 	f.result.Final = final
-	if path, err := f.result.write(f.resultDir(), f.red); err != nil {
+	if path, err := f.result.Write(f.resultDir(), f.red); err != nil {
 		// A run without its record is not a success: CI would read the
 		// exit code and find nothing.
 		f.log.WithError(err).Error("cannot write the result file")
@@ -199,14 +201,15 @@ func codeOf(err error) int {
 }
 
 func (f *Flow) resultDir() string {
-	if f.cfg.JobWorkspace != "" {
-		return filepath.Join(f.cfg.JobWorkspace, "slurmrun")
+	ws := f.cfg.JobWorkspace
+	if ws == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			wd = "."
+		}
+		ws = wd
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		wd = "."
-	}
-	return filepath.Join(wd, "slurmrun")
+	return result.Dir(ws)
 }
 
 // enterResourcePath checks the seed's `cd $resourcePathNode`. slurmrun never

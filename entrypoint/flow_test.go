@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
@@ -26,7 +28,7 @@ func newTestFlow(t *testing.T, dir string) *Flow {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	sup := proc.New(logrus.NewEntry(log), container.Inherited())
-	cfg := &Config{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Grace: 1e9}
+	cfg := &config.Run{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Common: config.Common{Grace: time.Second}}
 	environ := []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}
 	f := NewFlow(cfg, environ, redact.New(environ), logrus.NewEntry(log), sup, io.Discard, io.Discard)
 	os.MkdirAll(f.defsDir, 0o755)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
 )
 
 func skipInstall(f *Flow) string {
@@ -86,7 +87,7 @@ func (f *Flow) Install(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(f.out, "(Writing install lock) Current directory: %s\n", f.cfg.ResourcePathNode)
 	}
-	if werr := WriteFileAtomic(lock, []byte("run "+run+"\n"+f.red.String(state)), 0o644); werr != nil && err == nil {
+	if werr := atomicfile.WriteFile(lock, []byte("run "+run+"\n"+f.red.String(state)), 0o644); werr != nil && err == nil {
 		err = stepFailed(1, "install lock: %w", werr)
 	}
 	return err
@@ -256,19 +257,11 @@ func (f *Flow) download(ctx context.Context, dest string) error {
 		return stepFailed(1, "download %s: %w", f.cfg.LLMTarfile, err)
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp*")
+	err = atomicfile.Write(dest, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, src)
+		return err
+	})
 	if err != nil {
-		return stepFailed(1, "download: %w", err)
-	}
-	_, err = io.Copy(tmp, src)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dest)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
 		if cause := context.Cause(ctx); cause != nil {
 			err = cause
 		}

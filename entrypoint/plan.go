@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
 
+	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
 )
@@ -19,9 +19,9 @@ import (
 // RunInstall runs the install step alone, as the disaggregated launcher's
 // install srun does, and returns the exit code.
 func (f *Flow) RunInstall(ctx context.Context) int {
-	rec := f.result.begin("install")
+	rec := begin(f.result, "install")
 	err := f.Install(ctx)
-	rec.finish(err, proc.TerminatingSignal(ctx) != 0)
+	finish(rec, err, proc.TerminatingSignal(ctx) != 0)
 	if err != nil {
 		f.log.WithError(err).WithField("step", "install").Error("step failed")
 		return codeOf(err)
@@ -40,9 +40,8 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 	}
 	w = f.red.Writer(w)
 	fmt.Fprintln(w, "Configuration:")
-	rv := reflect.ValueOf(*f.cfg)
-	for i, fd := range configFields() {
-		fmt.Fprintf(w, "  %s=%s\n", fd.name, f.red.Value(fd.name, fmt.Sprint(rv.Field(i).Interface())))
+	for _, nv := range config.Values(f.cfg) {
+		fmt.Fprintf(w, "  %s=%s\n", nv[0], f.red.Value(nv[0], nv[1]))
 	}
 
 	fmt.Fprintln(w, "\nSteps:")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
 	"io"
 	"os"
 	"os/exec"
@@ -213,7 +214,7 @@ func shareCoverageConfig(ctx context.Context, f *Flow) error {
 			return stepFailed(1, "coverage config: %w", err)
 		}
 		data = bytes.ReplaceAll(data, []byte(coveragePlaceholder), []byte(f.wheelDir))
-		if err := WriteFileAtomic(path, data, fi.Mode().Perm()); err != nil {
+		if err := atomicfile.WriteFile(path, data, fi.Mode().Perm()); err != nil {
 			return stepFailed(1, "coverage config: %w", err)
 		}
 		return nil

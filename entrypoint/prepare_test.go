@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/internal/redact"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 func TestWithLibraryPath(t *testing.T) {
@@ -75,15 +76,15 @@ func TestDumpMasksSecrets(t *testing.T) {
 func TestExitCodePrecedence(t *testing.T) {
 	tests := []struct {
 		name  string
-		codes ExitCodes
+		codes result.ExitCodes
 		want  int
 	}{
-		{"all passed", ExitCodes{Pytest: intp(0), PerfCheck: intp(0)}, 0},
-		{"pytest first", ExitCodes{Pytest: intp(1), PerfCheck: intp(2)}, 1},
-		{"perf check when pytest passed", ExitCodes{Pytest: intp(0), PerfCheck: intp(2)}, 2},
-		{"no perf tail", ExitCodes{Pytest: intp(5)}, 5},
-		{"killed by signal", ExitCodes{Pytest: intp(137)}, 137},
-		{"setup failure", ExitCodes{Setup: 3}, 3},
+		{"all passed", result.ExitCodes{Pytest: intp(0), PerfCheck: intp(0)}, 0},
+		{"pytest first", result.ExitCodes{Pytest: intp(1), PerfCheck: intp(2)}, 1},
+		{"perf check when pytest passed", result.ExitCodes{Pytest: intp(0), PerfCheck: intp(2)}, 2},
+		{"no perf tail", result.ExitCodes{Pytest: intp(5)}, 5},
+		{"killed by signal", result.ExitCodes{Pytest: intp(137)}, 137},
+		{"setup failure", result.ExitCodes{Setup: 3}, 3},
 	}
 	for _, tt := range tests {
 		if got := tt.codes.Final(); got != tt.want {
@@ -325,13 +326,13 @@ func TestStepOutcomes(t *testing.T) {
 		want      string
 		code      int
 	}{
-		{"ok", nil, false, OutcomeOK, 0},
-		{"failed", stepFailed(3, "pytestCommand failed"), false, OutcomeFailed, 3},
-		{"bound ran out", timedOut, false, OutcomeTimedOut, 1},
-		{"cancelled while it ran", stepFailed(143, "pytestCommand failed"), true, OutcomeCancelled, 143},
+		{"ok", nil, false, result.OK, 0},
+		{"failed", stepFailed(3, "pytestCommand failed"), false, result.Failed, 3},
+		{"bound ran out", timedOut, false, result.TimedOut, 1},
+		{"cancelled while it ran", stepFailed(143, "pytestCommand failed"), true, result.Cancelled, 143},
 	} {
-		rec := &StepRecord{Name: tc.name, Start: time.Now()}
-		rec.finish(tc.err, tc.cancelled)
+		rec := &result.Step{Name: tc.name, Start: time.Now()}
+		finish(rec, tc.err, tc.cancelled)
 		if rec.Outcome != tc.want || tc.err != nil && (rec.ExitCode == nil || *rec.ExitCode != tc.code || rec.Detail != tc.err.Error()) {
 			t.Errorf("%s: %+v", tc.name, rec)
 		}

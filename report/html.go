@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/embed"
-	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // The timeline's geometry, in SVG user units: a label column, the time
@@ -105,7 +106,7 @@ func (j *Job) HTML(w io.Writer) error {
 		return labelWidth + float64(t.Sub(f.Start))/float64(span)*(plotWidth-minBarWidth)
 	}
 	ticks := axisTicks(span, scale, f.Start)
-	var first *entrypoint.StepRecord
+	var first *result.Step
 	if f.FirstFailure != nil {
 		first = f.FirstFailure.Step
 	}
@@ -114,8 +115,8 @@ func (j *Job) HTML(w io.Writer) error {
 		ClockNote: f.ClockNote,
 		Width:     svgWidth,
 	}
-	for _, o := range []string{entrypoint.OutcomeOK, entrypoint.OutcomeFailed, entrypoint.OutcomeTimedOut,
-		entrypoint.OutcomeCancelled, entrypoint.OutcomeSkipped} {
+	for _, o := range []string{result.OK, result.Failed, result.TimedOut,
+		result.Cancelled, result.Skipped} {
 		p.Legend = append(p.Legend, legendItem{o, outcomeClass(o)})
 	}
 	exit := fmt.Sprint(f.ExitCode)
@@ -179,14 +180,14 @@ func (j *Job) WriteHTML(path string) error {
 	if err := j.HTML(&b); err != nil {
 		return fmt.Errorf("report page: %w", err)
 	}
-	return entrypoint.WriteFileAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // drawRanks lays out one row per rank: a bar per step (at least
 // minBarWidth wide, so a step that took no time still shows), the final
 // code at the row's end. With the role's srun step, a first row shows its
 // span: the time from srun to the ranks' first step is the container's start.
-func drawRanks(srun *entrypoint.StepSummary, ranks []*entrypoint.Result, scale func(time.Time) float64, ticks []tick, first *entrypoint.StepRecord) timeline {
+func drawRanks(srun *result.LaunchStep, ranks []*result.Rank, scale func(time.Time) float64, ticks []tick, first *result.Step) timeline {
 	var rows []row
 	if srun != nil && !srun.Started.IsZero() {
 		rw := newRow(len(rows), fmt.Sprintf("srun step %s", srun.StepID), "launch's srun of the role, on "+strings.Join(srun.Nodes, ", "))
@@ -211,7 +212,7 @@ func drawRanks(srun *entrypoint.StepSummary, ranks []*entrypoint.Result, scale f
 		rw.CodeTip = fmt.Sprintf("Rank%d exit code %s: %s", r.Rank, finalCode(r.Final, r.Signal), Outcome(r))
 		for _, st := range r.Steps {
 			x := scale(st.Start)
-			w := max(scale(end(st))-x, minBarWidth)
+			w := max(scale(st.End())-x, minBarWidth)
 			class := outcomeClass(st.Outcome)
 			if st == first {
 				class += " first-failure"
@@ -234,7 +235,7 @@ func newRow(i int, label, tip string) row {
 		Kind: "rank", Label: label, LabelTip: tip, Zebra: i%2 == 1, ZebraY: y, ZebraH: rowHeight}
 }
 
-func stepOf(r *entrypoint.Result) string {
+func stepOf(r *result.Rank) string {
 	if r.StepID == "" {
 		return "-"
 	}
@@ -242,7 +243,7 @@ func stepOf(r *entrypoint.Result) string {
 }
 
 // stepTip is a bar's tooltip: step, rank, duration, exit code, detail.
-func stepTip(r *entrypoint.Result, st *entrypoint.StepRecord) string {
+func stepTip(r *result.Rank, st *result.Step) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%s rank %d on %s): %s, %s", st.Name, r.Role, r.Rank, r.Host, st.Outcome, duration(st.DurationMS))
 	if st.ExitCode != nil {
@@ -287,11 +288,11 @@ func groupAbout(g *Group) string {
 func exitOutcome(f Facts) string {
 	switch {
 	case f.ExitCode == 0:
-		return entrypoint.OutcomeOK
+		return result.OK
 	case f.FirstFailure == nil && f.Cancelled > 0:
-		return entrypoint.OutcomeCancelled
+		return result.Cancelled
 	}
-	return entrypoint.OutcomeFailed
+	return result.Failed
 }
 
 // outcomeClass is the CSS class of an outcome ("timed out" has a space).

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // The JUnit XML that Jenkins' JUnit plugin reads (testdata/jenkins-junit.xsd
@@ -87,7 +88,7 @@ func (j *Job) JUnit(w io.Writer) error {
 			if r.Host != s.Hostname {
 				s.Hostname = "" // the suite spans nodes: each case's class names its rank
 			}
-			if e := rankEnd(r); e.After(stop) {
+			if e := r.End(); e.After(stop) {
 				stop = e
 			}
 			class := fmt.Sprintf("%s.%s.rank%d", r.Stage, r.Role, r.Rank)
@@ -99,16 +100,16 @@ func (j *Job) JUnit(w io.Writer) error {
 				}
 				where := fmt.Sprintf("rank %d on %s, step %s: %s", r.Rank, r.Host, st.Name, detail)
 				switch {
-				case st.Outcome == entrypoint.OutcomeFailed:
+				case st.Outcome == result.Failed:
 					c.Failure = &junitMessage{Message: detail, Type: "step failed", Text: where}
 					s.Failures++
-				case st.Outcome == entrypoint.OutcomeTimedOut:
+				case st.Outcome == result.TimedOut:
 					c.Error = &junitMessage{Message: detail, Type: "timed out", Text: where}
 					s.Errors++
-				case st.Outcome == entrypoint.OutcomeCancelled && st.ExitCode != nil:
+				case st.Outcome == result.Cancelled && st.ExitCode != nil:
 					c.Error = &junitMessage{Message: detail, Type: "cancelled", Text: where}
 					s.Errors++
-				case st.Outcome == entrypoint.OutcomeSkipped || st.Outcome == entrypoint.OutcomeCancelled:
+				case st.Outcome == result.Skipped || st.Outcome == result.Cancelled:
 					c.Skipped = &junitMessage{Message: st.Detail}
 					s.Skipped++
 				}
@@ -160,5 +161,5 @@ func (j *Job) WriteJUnit(path string) error {
 	if err := j.JUnit(&b); err != nil {
 		return err
 	}
-	return entrypoint.WriteFileAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.WriteFile(path, b.Bytes(), 0o644)
 }

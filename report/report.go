@@ -9,7 +9,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,14 +16,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // Job is one job's records, read from its workspaces.
 type Job struct {
 	ID     string
-	Ranks  []*entrypoint.Result
-	Launch *entrypoint.LaunchSummary // nil unless `slurmrun launch` ran the job
+	Ranks  []*result.Rank
+	Launch *result.Launch // nil unless `slurmrun launch` ran the job
 	// Others are the other jobs whose records the workspaces hold.
 	Others []string
 }
@@ -33,24 +32,22 @@ type Job struct {
 // files result.job<ID>*.json and launch.job<ID>.json. With id empty it is
 // the job that started last, and Others names the rest.
 func Load(id string, workspaces ...string) (*Job, error) {
-	byJob := map[string][]*entrypoint.Result{}
-	launches := map[string]*entrypoint.LaunchSummary{}
+	byJob := map[string][]*result.Rank{}
+	launches := map[string]*result.Launch{}
 	for _, ws := range workspaces {
-		dir := filepath.Join(ws, "slurmrun")
-		files, err := filepath.Glob(filepath.Join(dir, "result.job*.json"))
+		ranks, err := result.ReadAll(ws, "", "")
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			r, err := entrypoint.ReadResult(f)
-			if err != nil {
-				return nil, err
-			}
+		for _, r := range ranks {
 			byJob[r.JobID] = append(byJob[r.JobID], r)
 		}
-		summaries, _ := filepath.Glob(filepath.Join(dir, "launch.job*.json"))
+		summaries, err := result.LaunchFiles(ws)
+		if err != nil {
+			return nil, err
+		}
 		for _, f := range summaries {
-			s, err := readLaunch(f)
+			s, err := result.ReadLaunch(f)
 			if err != nil {
 				return nil, err
 			}
@@ -95,18 +92,6 @@ func Load(id string, workspaces ...string) (*Job, error) {
 	return j, nil
 }
 
-func readLaunch(path string) (*entrypoint.LaunchSummary, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var s entrypoint.LaunchSummary
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("launch summary %s: %w", path, err)
-	}
-	return &s, nil
-}
-
 // roleOrder puts a disaggregated job's roles in the order launch plans
 // them: the install, the generation and context servers, the disaggregated
 // server, the benchmark.
@@ -127,7 +112,7 @@ func roleOrder(role string) int {
 }
 
 // launchOrder is the order of the launch summary's steps.
-func launchOrder(s *entrypoint.LaunchSummary) func(string) int {
+func launchOrder(s *result.Launch) func(string) int {
 	at := map[string]int{}
 	for i, st := range s.Steps {
 		at[st.Role] = i
@@ -140,7 +125,7 @@ func launchOrder(s *entrypoint.LaunchSummary) func(string) int {
 	}
 }
 
-func earliest(ranks []*entrypoint.Result) time.Time {
+func earliest(ranks []*result.Rank) time.Time {
 	var t time.Time
 	for _, r := range ranks {
 		if t.IsZero() || r.Started.Before(t) {
@@ -155,25 +140,9 @@ func earliest(ranks []*entrypoint.Result) time.Time {
 	return t
 }
 
-// end is when a step ended.
-func end(st *entrypoint.StepRecord) time.Time {
-	return st.Start.Add(time.Duration(st.DurationMS * float64(time.Millisecond)))
-}
-
-// rankEnd is when a rank's last step ended.
-func rankEnd(r *entrypoint.Result) time.Time {
-	t := r.Started
-	for _, st := range r.Steps {
-		if e := end(st); e.After(t) {
-			t = e
-		}
-	}
-	return t
-}
-
 // failing reports whether a rank failed by itself: a step failed or timed
 // out, or it exited non-zero without being cancelled.
-func failing(r *entrypoint.Result) bool {
+func failing(r *result.Rank) bool {
 	if firstFailed(r) != nil {
 		return true
 	}
@@ -181,9 +150,9 @@ func failing(r *entrypoint.Result) bool {
 }
 
 // firstFailed is a rank's earliest failed or timed-out step.
-func firstFailed(r *entrypoint.Result) *entrypoint.StepRecord {
+func firstFailed(r *result.Rank) *result.Step {
 	for _, st := range r.Steps {
-		if st.Outcome == entrypoint.OutcomeFailed || st.Outcome == entrypoint.OutcomeTimedOut {
+		if st.Outcome == result.Failed || st.Outcome == result.TimedOut {
 			return st
 		}
 	}
@@ -206,8 +175,8 @@ type Facts struct {
 
 // Mark points at one step of one rank.
 type Mark struct {
-	Rank *entrypoint.Result
-	Step *entrypoint.StepRecord
+	Rank *result.Rank
+	Step *result.Step
 }
 
 // String names the rank and step.
@@ -233,7 +202,7 @@ func (j *Job) Facts() Facts {
 		}
 	}
 	for _, r := range j.Ranks {
-		if e := rankEnd(r); e.After(f.End) {
+		if e := r.End(); e.After(f.End) {
 			f.End = e
 		}
 		if !stages[r.Stage] {
@@ -259,8 +228,8 @@ func (j *Job) Facts() Facts {
 				f.Slowest = &Mark{r, st}
 			}
 		}
-		if st := firstFailed(r); st != nil && (f.FirstFailure == nil || end(st).Before(firstEnd)) {
-			f.FirstFailure, firstEnd = &Mark{r, st}, end(st)
+		if st := firstFailed(r); st != nil && (f.FirstFailure == nil || st.End().Before(firstEnd)) {
+			f.FirstFailure, firstEnd = &Mark{r, st}, st.End()
 		}
 	}
 	if j.Launch != nil {
@@ -280,25 +249,25 @@ func (j *Job) Facts() Facts {
 func (f Facts) Wall() time.Duration { return f.End.Sub(f.Start) }
 
 // Outcome is how a rank ended, as one word.
-func Outcome(r *entrypoint.Result) string {
+func Outcome(r *result.Rank) string {
 	switch {
 	case r.Signal != "":
-		return entrypoint.OutcomeCancelled
+		return result.Cancelled
 	case failing(r):
 		if st := firstFailed(r); st != nil {
 			return st.Outcome
 		}
-		return entrypoint.OutcomeFailed
+		return result.Failed
 	}
-	return entrypoint.OutcomeOK
+	return result.OK
 }
 
 // Group is one role's ranks; a large one shows its notable ranks only.
 type Group struct {
 	Role   string
-	Ranks  []*entrypoint.Result
-	Shown  []*entrypoint.Result // every rank, or the failing and the slowest
-	Step   *entrypoint.StepSummary
+	Ranks  []*result.Rank
+	Shown  []*result.Rank // every rank, or the failing and the slowest
+	Step   *result.LaunchStep
 	Failed int
 }
 
@@ -340,15 +309,15 @@ func (j *Job) Groups() []*Group {
 		if len(g.Ranks) <= CollapseAbove {
 			continue
 		}
-		var slowest *entrypoint.Result
-		keep := map[*entrypoint.Result]bool{}
+		var slowest *result.Rank
+		keep := map[*result.Rank]bool{}
 		shownFailing := 0
 		for _, r := range g.Ranks {
 			if failing(r) && shownFailing < maxFailingShown {
 				keep[r] = true
 				shownFailing++
 			}
-			if slowest == nil || rankEnd(r).After(rankEnd(slowest)) {
+			if slowest == nil || r.End().After(slowest.End()) {
 				slowest = r
 			}
 		}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // The records in testdata are copies of real runs' result files (see
@@ -66,7 +66,7 @@ func pageRows(t *testing.T, page string) map[string][]svgRow {
 
 // checkRow checks that a rank's row has one bar per step, in the steps'
 // order on the time axis, coloured by outcome and named in its tooltip.
-func checkRow(t *testing.T, r *entrypoint.Result, row svgRow) {
+func checkRow(t *testing.T, r *result.Rank, row svgRow) {
 	t.Helper()
 	var bars []int
 	for i, rect := range row.Rects {
@@ -241,10 +241,10 @@ func bigJob() *Job {
 		if rank >= 128 {
 			role = "CTX_0"
 		}
-		r := &entrypoint.Result{Rank: rank, JobID: "77", Role: role, Stage: "S", Host: fmt.Sprintf("node%03d", rank/4),
+		r := &result.Rank{Rank: rank, JobID: "77", Role: role, Stage: "S", Host: fmt.Sprintf("node%03d", rank/4),
 			Node: rank / 4, Started: start}
-		cov := &entrypoint.StepRecord{Name: "coverage-config", Start: start.Add(time.Millisecond), DurationMS: 999, Outcome: "ok"}
-		pytest := &entrypoint.StepRecord{Name: "pytest", Start: start.Add(time.Second), DurationMS: 60000, Outcome: "ok"}
+		cov := &result.Step{Name: "coverage-config", Start: start.Add(time.Millisecond), DurationMS: 999, Outcome: "ok"}
+		pytest := &result.Step{Name: "pytest", Start: start.Add(time.Second), DurationMS: 60000, Outcome: "ok"}
 		switch rank {
 		case 200:
 			pytest.Outcome, pytest.Detail, pytest.ExitCode = "failed", "pytestCommand failed (exit code 3)", code(3)
@@ -259,7 +259,7 @@ func bigJob() *Job {
 			pytest.Outcome, pytest.Detail = "skipped", "an earlier step failed"
 			r.Final = 1
 		}
-		r.Steps = []*entrypoint.StepRecord{{Name: "workdir", Start: start, DurationMS: 1, Outcome: "ok"}, cov, pytest}
+		r.Steps = []*result.Step{{Name: "workdir", Start: start, DurationMS: 1, Outcome: "ok"}, cov, pytest}
 		j.Ranks = append(j.Ranks, r)
 	}
 	return j
@@ -330,7 +330,7 @@ func TestLoadChoosesOneJob(t *testing.T) {
 	dir := filepath.Join(ws, "slurmrun")
 	os.MkdirAll(dir, 0o755)
 	for i, id := range []string{"11", "12"} {
-		r := entrypoint.Result{JobID: id, Role: "aggregated", Started: time.Unix(int64(1000+i), 0)}
+		r := result.Rank{JobID: id, Role: "aggregated", Started: time.Unix(int64(1000+i), 0)}
 		data, _ := json.Marshal(r)
 		os.WriteFile(filepath.Join(dir, r.FileName()), data, 0o644)
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/container"
-	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // SIGTERM at any step of run, as Slurm's cancel sends it: exit code 143, the
@@ -115,12 +115,12 @@ func TestSigtermAtEachStep(t *testing.T) {
 			running := -1
 			for i, st := range res.Steps {
 				outcomes = append(outcomes, st.Name+"="+st.Outcome)
-				if st.Outcome == entrypoint.OutcomeCancelled && st.ExitCode != nil && running < 0 {
+				if st.Outcome == result.Cancelled && st.ExitCode != nil && running < 0 {
 					running = i
 				}
 			}
 			for i, st := range res.Steps {
-				if running < 0 || i > running && (st.Outcome != entrypoint.OutcomeCancelled || st.ExitCode != nil) || st.Outcome == entrypoint.OutcomeFailed {
+				if running < 0 || i > running && (st.Outcome != result.Cancelled || st.ExitCode != nil) || st.Outcome == result.Failed {
 					t.Errorf("record's outcomes: %v", outcomes)
 					break
 				}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
 	"github.com/slurmrun/slurmrun/proc"
@@ -23,33 +22,36 @@ import (
 // there, so the demo needs no pip), PyTorch (the PyTorch perf baseline).
 const demoStage = "Demo-1_Node-2_GPUs-PyTorch-Disagg-Post-Merge"
 
-// runDemo unpacks the miniature TensorRT-LLM tree and runs the flow for two
-// local ranks at once, then makes the job's report and prints its summary.
-func runDemo(args []string, signals container.SignalState, stdout, stderr *os.File) int {
-	fs := flag.NewFlagSet("slurmrun demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "where to unpack the tree (default: a new temporary directory)")
-	ranks := fs.Int("ranks", 2, "local ranks to run at once")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+func demoCommand() *command {
+	return &command{
+		name: "demo", args: "[--dir DIR] [--ranks N]", underInit: true,
+		summary: "run the flow for two local ranks on a miniature TensorRT-LLM tree, then the job's report",
+		define: func(fs *flag.FlagSet) func(*invocation) int {
+			dir := fs.String("dir", "", "where to unpack the tree (default: a new temporary directory)")
+			ranks := fs.Int("ranks", 2, "local ranks to run at once")
+			return func(in *invocation) int { return runDemo(in, *dir, *ranks) }
+		},
 	}
-	if *dir == "" {
+}
+
+// runDemo unpacks the miniature TensorRT-LLM tree and runs the flow for
+// local ranks at once, then makes the job's report and prints its summary.
+func runDemo(in *invocation, dir string, ranks int) int {
+	stdout, stderr := in.stdout, in.stderr
+	if dir == "" {
 		d, err := os.MkdirTemp("", "slurmrun-demo-")
 		if err != nil {
 			fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
 			return 1
 		}
-		*dir = d
+		dir = d
 	}
 	python, err := findPytest()
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
 		return 1
 	}
-	if err := embed.Unpack(*dir); err != nil {
+	if err := embed.Unpack(dir); err != nil {
 		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
 		return 1
 	}
@@ -58,21 +60,19 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
 		return 1
 	}
-	log := logrus.New()
-	log.SetOutput(stderr)
-	sup := proc.New(logrus.NewEntry(log), signals)
+	sup := proc.New(newLogger(logAt(logrus.InfoLevel), stderr), in.signals)
 	ctx, stop := sup.ForwardSignals(context.Background(), entrypointGrace)
 	defer stop()
 
-	ws := filepath.Join(*dir, "workspace")
-	defs := filepath.Join(*dir, "TensorRT-LLM", "src", "tests", "integration", "defs")
+	ws := filepath.Join(dir, "workspace")
+	defs := filepath.Join(dir, "TensorRT-LLM", "src", "tests", "integration", "defs")
 	command := strings.Join([]string{
-		"LLM_ROOT=" + filepath.Join(*dir, "TensorRT-LLM", "src"), "COLUMNS=120",
+		"LLM_ROOT=" + filepath.Join(dir, "TensorRT-LLM", "src"), "COLUMNS=120",
 		python, "-m", "pytest", "-v", "--rootdir", defs, "--test-prefix=" + demoStage,
 		"--trtllm-wheel=" + entrypoint.WheelPlaceholder + "/tensorrt_llm/",
 		"--coverage-config=" + filepath.Join(ws, ".coveragerc"), "test_demo.py",
 	}, " ")
-	fmt.Fprintf(stdout, "Demo tree: %s\nInterpreter: %s\nRunning %d ranks of: %s\n\n", *dir, python, *ranks, command)
+	fmt.Fprintf(stdout, "Demo tree: %s\nInterpreter: %s\nRunning %d ranks of: %s\n\n", dir, python, ranks, command)
 
 	type rank struct {
 		proc *proc.Process
@@ -80,8 +80,8 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 	}
 	var started []rank
 	jobID := fmt.Sprintf("demo%d", os.Getpid())
-	for r := 0; r < *ranks; r++ {
-		logPath := filepath.Join(*dir, fmt.Sprintf("rank%d.log", r))
+	for r := 0; r < ranks; r++ {
+		logPath := filepath.Join(dir, fmt.Sprintf("rank%d.log", r))
 		out, err := os.Create(logPath)
 		if err != nil {
 			fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
@@ -89,12 +89,12 @@ func runDemo(args []string, signals container.SignalState, stdout, stderr *os.Fi
 		}
 		cmd := exec.Command(self, "run")
 		cmd.Stdout, cmd.Stderr = out, out
-		cmd.Env = append(os.Environ(),
-			"resourcePathNode="+*dir, "stageName="+demoStage, "perfMode=true", "pytestCommand="+command,
+		cmd.Env = append(in.environ,
+			"resourcePathNode="+dir, "stageName="+demoStage, "perfMode=true", "pytestCommand="+command,
 			"jobWorkspace="+ws, "coverageConfigFile="+filepath.Join(ws, ".coveragerc"),
 			fmt.Sprintf("SLURM_PROCID=%d", r), fmt.Sprintf("SLURM_LOCALID=%d", r), "SLURM_NODEID=0",
 			"SLURM_JOB_NUM_NODES=1", "SLURM_JOB_ID="+jobID,
-			"SLURMRUN_PYTHON="+python, "PYTHONPATH="+filepath.Join(*dir, "site"),
+			"SLURMRUN_PYTHON="+python, "PYTHONPATH="+filepath.Join(dir, "site"),
 		)
 		p, err := sup.Start(cmd)
 		out.Close()

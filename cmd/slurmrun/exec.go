@@ -12,8 +12,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/container"
-	"github.com/slurmrun/slurmrun/entrypoint"
 )
 
 // execOptions are tini's flags, where they make sense for slurmrun.
@@ -47,28 +47,17 @@ exited, what it left behind gets SIGTERM, then SIGKILL after SLURMRUN_GRACE
 
 // parseExecArgs reads flags getopt-style, stopping at -- or the first
 // non-option, as tini does.
-func parseExecArgs(args []string, env func(string) (string, bool)) (*execOptions, error) {
-	grace, err := envGrace(env)
-	if err != nil {
-		return nil, err
-	}
-	o := &execOptions{remap: map[int]bool{}, verbosity: 1, sweep: grace}
-	if v, ok := env("TINI_KILL_PROCESS_GROUP"); ok && v != "" {
-		o.group = true
-	}
-	if v, ok := env("TINI_VERBOSITY"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, fmt.Errorf("TINI_VERBOSITY=%q: want a number", v)
-		}
-		o.verbosity = n
-	}
+func parseExecArgs(args []string, cfg config.Exec) (*execOptions, error) {
+	o := &execOptions{remap: map[int]bool{}, verbosity: cfg.Verbosity, sweep: cfg.Grace, group: cfg.KillProcessGroup != ""}
 	i := 0
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			i++
 			break
+		}
+		if a == "--help" {
+			return nil, errHelp
 		}
 		if len(a) < 2 || a[0] != '-' {
 			break
@@ -139,12 +128,28 @@ func (o *execOptions) set(flag byte, val string) error {
 	return nil
 }
 
+func execCommand() *command {
+	return &command{
+		name: "exec", args: "[-s -g -p SIG -e CODE -v -w -t GRACE] -- CMD [ARGS...]",
+		summary:  "supervise any command as its init, as tini does (an image ENTRYPOINT)",
+		settings: func() config.Spec { return &config.Exec{} },
+		raw:      runExec,
+	}
+}
+
 // runExec is the init alone, as tini: one command, reaped, every signal
 // forwarded, what it leaves behind swept, its exit code passed on.
-func runExec(args []string, stdout, stderr *os.File) int {
-	o, err := parseExecArgs(args, os.LookupEnv)
+func runExec(in *invocation) int {
+	stdout, stderr := in.stdout, in.stderr
+	var cfg config.Exec
+	if err := config.Read(in.environ, &cfg); err != nil {
+		return badConfig(in, err)
+	}
+	o, err := parseExecArgs(in.args, cfg)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, execUsage)
+		fmt.Fprintln(stdout, "\nEnvironment:")
+		config.WriteUsage(stdout, &config.Exec{})
 		return 0
 	}
 	if err != nil {
@@ -153,7 +158,7 @@ func runExec(args []string, stdout, stderr *os.File) int {
 	}
 	// tini's verbosity: 0 errors only, 1 warnings (the default), then info, debug, trace.
 	level := []logrus.Level{logrus.ErrorLevel, logrus.WarnLevel, logrus.InfoLevel, logrus.DebugLevel, logrus.TraceLevel}[min(max(o.verbosity, 0), 4)]
-	entry := newLogger(entrypoint.LogLevel(level), "text", stderr)
+	entry := newLogger(logAt(level), stderr)
 	if o.pdeathsig != 0 {
 		parent := os.Getppid()
 		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(o.pdeathsig), 0, 0, 0); err != nil {
@@ -182,20 +187,4 @@ func runExec(args []string, stdout, stderr *os.File) int {
 		return 0
 	}
 	return st.Code
-}
-
-// defaultGrace is below Slurm's default KillWait of 30 s.
-const defaultGrace = 20 * time.Second
-
-// envGrace reads SLURMRUN_GRACE through env; unset, it is defaultGrace.
-func envGrace(env func(string) (string, bool)) (time.Duration, error) {
-	v, ok := env("SLURMRUN_GRACE")
-	if !ok {
-		return defaultGrace, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("SLURMRUN_GRACE=%q: want a positive duration such as 30s", v)
-	}
-	return d, nil
 }

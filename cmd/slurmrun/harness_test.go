@@ -20,6 +20,7 @@ import (
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // The integration tests run the built binary as a real process against a
@@ -221,7 +222,7 @@ func (tr *tree) pytest(selection ...string) string {
 		"--coverage-config=" + filepath.Join(tr.ws, ".coveragerc")}, selection...), " ")
 }
 
-type result struct {
+type ran struct {
 	stdout, stderr string
 	code           int
 }
@@ -260,7 +261,7 @@ func killTree(pid int) {
 	}
 }
 
-func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
+func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) ran {
 	t.Helper()
 	err := cmd.Wait()
 	code := 0
@@ -269,23 +270,23 @@ func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return result{stdout.String(), stderr.String(), code}
+	return ran{stdout.String(), stderr.String(), code}
 }
 
-func runBin(t testing.TB, env map[string]string, args ...string) result {
+func runBin(t testing.TB, env map[string]string, args ...string) ran {
 	t.Helper()
 	cmd, o, e := start(t, env, args...)
 	return wait(t, cmd, o, e)
 }
 
 // readResult reads the rank's result file from the job workspace.
-func resultOf(t testing.TB, ws string, rank int) entrypoint.Result {
+func resultOf(t testing.TB, ws string, rank int) result.Rank {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(ws, "slurmrun", fmt.Sprintf("result.job*.rank%d.json", rank)))
 	if len(matches) != 1 {
 		t.Fatalf("want one result file for rank %d, found %q", rank, matches)
 	}
-	r, err := entrypoint.ReadResult(matches[0])
+	r, err := result.Read(matches[0])
 	if err != nil {
 		t.Fatal(err)
 	}

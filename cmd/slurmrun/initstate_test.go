@@ -114,7 +114,7 @@ func TestExecMirrorsTheChildsStop(t *testing.T) {
 		t.Fatal("slurmrun did not stay stopped")
 	}
 	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
-	done := make(chan result, 1)
+	done := make(chan ran, 1)
 	go func() { done <- wait(t, cmd, o, e) }()
 	select {
 	case r := <-done:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/entrypoint"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // slurmUp skips unless the local two-node Slurm (scripts/slurm-local.sh,
@@ -107,21 +108,21 @@ func waitJob(t testing.TB, id string, limit time.Duration) {
 	t.Fatalf("job %s still running after %v", id, limit)
 }
 
-func (j *disaggJob) summary(t *testing.T, id string) (entrypoint.LaunchSummary, string) {
+func (j *disaggJob) summary(t *testing.T, id string) (result.Launch, string) {
 	t.Helper()
 	log, _ := os.ReadFile(filepath.Join(j.tr.ws, "job-output.log"))
 	data, err := os.ReadFile(filepath.Join(j.tr.ws, "slurmrun", "launch.job"+id+".json"))
 	if err != nil {
 		t.Fatalf("no summary: %v\njob log:\n%s", err, log)
 	}
-	var s entrypoint.LaunchSummary
+	var s result.Launch
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
 	return s, string(log)
 }
 
-func rowOf(t *testing.T, s entrypoint.LaunchSummary, role string) entrypoint.StepSummary {
+func rowOf(t *testing.T, s result.Launch, role string) result.LaunchStep {
 	t.Helper()
 	for _, r := range s.Steps {
 		if r.Role == role {
@@ -129,7 +130,7 @@ func rowOf(t *testing.T, s entrypoint.LaunchSummary, role string) entrypoint.Ste
 		}
 	}
 	t.Fatalf("no %s row in %+v", role, s)
-	return entrypoint.StepSummary{}
+	return result.LaunchStep{}
 }
 
 // noRolesLeft checks that no role program outlived the job.
@@ -191,7 +192,7 @@ func TestLaunchWorkerCrash(t *testing.T) {
 			t.Errorf("%s: %d records, want %d: %v", role, len(matches), ranks, matches)
 		}
 		for _, m := range matches {
-			if res, err := entrypoint.ReadResult(m); err != nil || res.Final != 143 || res.Signal != "terminated" {
+			if res, err := result.Read(m); err != nil || res.Final != 143 || res.Signal != "terminated" {
 				t.Errorf("%s: %v %+v", filepath.Base(m), err, res)
 			}
 		}

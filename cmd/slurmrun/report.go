@@ -1,43 +1,34 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/slurmrun/slurmrun/report"
 )
 
-// runReport reads the records of a job from its workspaces, writes
-// report.html and junit.xml and prints the text summary.
-func runReport(args []string, stdout, stderr *os.File) int {
-	fs := flag.NewFlagSet("slurmrun report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "", "where report.html and junit.xml go (default: <first workspace>/slurmrun)")
-	job := fs.String("job", "", "the job to report (default: the one that started last)")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: slurmrun report [--out DIR] [--job ID] JOB_WORKSPACE...")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
+func reportCommand() *command {
+	return &command{
+		name: "report", args: "[--out DIR] [--job ID] JOB_WORKSPACE...",
+		summary: "a job's report from its result files: report.html (every rank's steps on one time axis), junit.xml and a text summary",
+		define: func(fs *flag.FlagSet) func(*invocation) int {
+			out := fs.String("out", "", "where report.html and junit.xml go (default: <first workspace>/slurmrun)")
+			job := fs.String("job", "", "the job to report (default: the one that started last)")
+			return func(in *invocation) int {
+				if len(in.args) == 0 {
+					fmt.Fprintln(in.stderr, "slurmrun report: name at least one job workspace")
+					return 2
+				}
+				if err := makeReport(in.stdout, *out, *job, in.args...); err != nil {
+					fmt.Fprintf(in.stderr, "slurmrun report: %v\n", err)
+					return 1
+				}
+				return 0
+			}
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "slurmrun report: name at least one job workspace")
-		return 2
-	}
-	if err := makeReport(stdout, *out, *job, fs.Args()...); err != nil {
-		fmt.Fprintf(stderr, "slurmrun report: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 // makeReport writes a job's report.html and junit.xml into dir (default

@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
 )
 
 // SpecOptions describe an OCI bundle that runs the flow.
@@ -175,22 +177,8 @@ func WriteSpec(dir string, s *specs.Spec) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".config.json.tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(append(data, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, "config.json"))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s/config.json: %w", dir, err)
-	}
-	return nil
+	// 0600: it holds the job's whole environment, secrets included.
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(data, '\n'), 0o600)
 }
 
 // Finding is one thing a bundle lacks for the flow.
@@ -200,7 +188,7 @@ type Finding struct {
 }
 
 // CheckSpec says what the flow would miss in a bundle.
-func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
+func CheckSpec(bundle string, s *specs.Spec, required, directories []string) []Finding {
 	var out []Finding
 	problem := func(format string, args ...any) { out = append(out, Finding{true, fmt.Sprintf(format, args...)}) }
 	warn := func(format string, args ...any) { out = append(out, Finding{false, fmt.Sprintf(format, args...)}) }
@@ -237,7 +225,7 @@ func CheckSpec(bundle string, s *specs.Spec, required []string) []Finding {
 			problem("process.env: %s is not set", name)
 		}
 	}
-	for _, name := range []string{"jobWorkspace", "resourcePathNode"} {
+	for _, name := range directories {
 		if p := env[name]; p != "" && root != "" {
 			if why := missing(root, s.Mounts, p); why != "" {
 				problem("mounts: %s=%s: %s", name, p, why)

@@ -24,7 +24,7 @@ func checkOf(t *testing.T, o SpecOptions, rootfsFiles ...string) []Finding {
 	if err := WriteSpec(bundle, s); err != nil {
 		t.Fatal(err)
 	}
-	return CheckSpec(bundle, s, []string{"resourcePathNode"})
+	return CheckSpec(bundle, s, []string{"resourcePathNode"}, []string{"jobWorkspace", "resourcePathNode"})
 }
 
 func findings(fs []Finding) string {

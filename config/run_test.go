@@ -1,13 +1,21 @@
-package entrypoint
+package config
 
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+// loadRun reads Run for need from environ.
+func loadRun(environ []string, need Needs) (*Run, error) {
+	cfg := &Run{Need: need}
+	if err := Read(environ, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
 
 func baseEnv(extra ...string) []string {
 	return append([]string{
@@ -16,7 +24,7 @@ func baseEnv(extra ...string) []string {
 }
 
 func TestLoadConfigReadsCamelCaseNames(t *testing.T) {
-	cfg, err := LoadConfig(baseEnv("perfMode=true", "coverageConfigFile=/ws/.coveragerc", "jobWorkspace=/ws",
+	cfg, err := loadRun(baseEnv("perfMode=true", "coverageConfigFile=/ws/.coveragerc", "jobWorkspace=/ws",
 		"SLURM_PROCID=010", "SLURM_JOB_NUM_NODES=2", "DISAGG_SERVING_TYPE=GEN_3", "SLURMRUN_KEEP_ENV=SLURM_LOCALID,PMI_FD",
 		"SLURMRUN_COVERAGE_TIMEOUT=90s"), NeedRun)
 	if err != nil {
@@ -40,7 +48,7 @@ func TestLoadConfigReadsCamelCaseNames(t *testing.T) {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	cfg, err := LoadConfig(baseEnv(), NeedRun)
+	cfg, err := loadRun(baseEnv(), NeedRun)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +60,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigIgnoresUpperCaseLookalikes(t *testing.T) {
 	// envconfig upper-cases keys; STAGENAME must not stand in for stageName.
-	_, err := LoadConfig([]string{"RESOURCEPATHNODE=/tmp", "STAGENAME=x", "PYTESTCOMMAND=pytest"}, NeedRun)
-	var ce *ConfigError
+	_, err := loadRun([]string{"RESOURCEPATHNODE=/tmp", "STAGENAME=x", "PYTESTCOMMAND=pytest"}, NeedRun)
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("want a ConfigError, got %v", err)
+		t.Fatalf("want an Error, got %v", err)
 	}
 	for _, name := range []string{"resourcePathNode", "stageName", "pytestCommand"} {
 		if !strings.Contains(err.Error(), name+": must be set") {
@@ -82,7 +90,7 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadConfig(tt.env, NeedRun)
+			_, err := loadRun(tt.env, NeedRun)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -101,16 +109,16 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 func TestLoadConfigLeavesProcessEnvironmentAlone(t *testing.T) {
 	t.Setenv("SLURMRUN_TEST_MARKER", "kept")
 	before := os.Environ()
-	if _, err := LoadConfig(baseEnv(), NeedRun); err != nil {
+	if _, err := loadRun(baseEnv(), NeedRun); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(os.Environ(), "\n") != strings.Join(before, "\n") {
-		t.Error("LoadConfig changed the process environment")
+		t.Error("Read changed the process environment")
 	}
 }
 
 func TestInstallNeedsTarballEvenOnDisaggStages(t *testing.T) {
-	_, err := LoadConfig(baseEnv(), NeedInstall)
+	_, err := loadRun(baseEnv(), NeedInstall)
 	if err == nil || !strings.Contains(err.Error(), "llmTarfile") {
 		t.Fatalf("want llmTarfile named, got %v", err)
 	}
@@ -118,7 +126,7 @@ func TestInstallNeedsTarballEvenOnDisaggStages(t *testing.T) {
 
 func TestUsageListsEveryVariable(t *testing.T) {
 	var b strings.Builder
-	if err := WriteUsage(&b); err != nil {
+	if err := WriteUsage(&b, &Run{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"resourcePathNode", "stageName", "perfMode", "coverageConfigFile", "pytestCommand",
@@ -130,43 +138,3 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	}
 }
 
-// srun keeps only its last --container-env: the user's names and launch's
-// must be one option.
-func TestWithContainerEnv(t *testing.T) {
-	for _, tt := range []struct{ in, want []string }{
-		{[]string{"--container-image=x"}, []string{"--container-image=x", "--container-env=A,B"}},
-		{[]string{"--container-env=PATH", "--container-image=x"}, []string{"--container-image=x", "--container-env=PATH,A,B"}},
-		{[]string{"--container-env", "PATH,HOME", "-N2"}, []string{"-N2", "--container-env=PATH,HOME,A,B"}},
-	} {
-		if got := withContainerEnv(tt.in, "A", "B"); strings.Join(got, " ") != strings.Join(tt.want, " ") {
-			t.Errorf("%q: got %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
-// Upstream writes slurm_srun_args.txt as one space-joined line; slurmrun
-// reads it as the shell would, and a file of several lines one per line.
-func TestReadSrunArgsFile(t *testing.T) {
-	dir := t.TempDir()
-	tests := []struct {
-		name, content string
-		want          []string
-		bad           bool
-	}{
-		{"upstream one line", `--container-image=nvcr.io/x:1 --container-mounts=/a:/b,/c:/d "--container-env=A,B" --mpi=pmix '--comment=two words'` + "\n",
-			[]string{"--container-image=nvcr.io/x:1", "--container-mounts=/a:/b,/c:/d", "--container-env=A,B", "--mpi=pmix", "--comment=two words"}, false},
-		{"escaped space", `--comment=a\ b -N2`, []string{"--comment=a b", "-N2"}, false},
-		{"one per line", "--comment=two words\n\n--mpi=pmix\n", []string{"--comment=two words", "--mpi=pmix"}, false},
-		{"an expansion", `--container-image=$IMAGE`, nil, true},
-		{"a substitution", `--comment=$(id)`, nil, true},
-		{"a pipe", `-N2 | tee x`, nil, true},
-	}
-	for _, tt := range tests {
-		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
-		os.WriteFile(path, []byte(tt.content), 0o644)
-		got, err := ReadSrunArgsFile(path)
-		if (err != nil) != tt.bad || !tt.bad && strings.Join(got, "\x00") != strings.Join(tt.want, "\x00") {
-			t.Errorf("%s: got %q %v, want %q", tt.name, got, err, tt.want)
-		}
-	}
-}

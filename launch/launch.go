@@ -1,16 +1,19 @@
-package entrypoint
+// Package launch runs a disaggregated job from inside its allocation, as
+// TensorRT-LLM's slurm_launch_disagg.sh does: the install on every node,
+// then one srun step per role (generation and context servers, the
+// disaggregated server, the benchmark), each rank running `slurmrun run`;
+// it tracks them, stops the rest when one fails or the benchmark ends, and
+// leaves the launch summary in the job workspace.
+package launch
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,79 +21,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/slurmrun/slurmrun/internal/safename"
+	"github.com/slurmrun/slurmrun/config"
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
 	"github.com/slurmrun/slurmrun/proc"
+	"github.com/slurmrun/slurmrun/result"
 )
-
-// LaunchConfig is what submit.py exports for a disaggregated job, read the
-// same way as the run flow's Config.
-type LaunchConfig struct {
-	NumCtxServers     Rank          `envconfig:"numCtxServers" default:"0" desc:"context servers"`
-	NumGenServers     Count         `envconfig:"numGenServers" default:"1" desc:"generation servers"`
-	GpusPerNode       Count         `envconfig:"gpusPerNode" default:"1" desc:"GPUs per node"`
-	GpusPerCtxServer  Count         `envconfig:"gpusPerCtxServer" default:"1" desc:"GPUs of one context server"`
-	GpusPerGenServer  Count         `envconfig:"gpusPerGenServer" default:"1" desc:"GPUs of one generation server"`
-	NodesPerCtxServer Count         `envconfig:"nodesPerCtxServer" default:"1" desc:"nodes of one context server"`
-	NodesPerGenServer Count         `envconfig:"nodesPerGenServer" default:"1" desc:"nodes of one generation server"`
-	TotalNodes        Count         `envconfig:"totalNodes" default:"1" desc:"nodes in the job"`
-	WorkerCommand     string        `envconfig:"pytestCommandWorker" desc:"GEN and CTX command (older submit.py)"`
-	GenWorkerCommand  string        `envconfig:"pytestCommandGENWorker" desc:"GEN command (newer submit.py; wins over pytestCommandWorker)"`
-	CtxWorkerCommand  string        `envconfig:"pytestCommandCTXWorker" desc:"CTX command (newer submit.py; wins over pytestCommandWorker)"`
-	ServerCommand     string        `envconfig:"pytestCommandDisaggServer" desc:"DISAGG_SERVER command"`
-	BenchmarkCommand  string        `envconfig:"pytestCommandBenchmark" desc:"BENCHMARK command"`
-	JobWorkspace      string        `envconfig:"jobWorkspace" desc:"shared job directory: step logs, result files, the summary (required)"`
-	GenOnly           bool          `envconfig:"TRTLLM_DISAGG_BENCHMARK_GEN_ONLY" default:"false" desc:"no context servers"`
-	JobID             string        `envconfig:"SLURM_JOB_ID" desc:"the allocation (required: launch runs inside one)"`
-	NodeList          string        `envconfig:"SLURM_JOB_NODELIST" desc:"the allocation's nodes (required)"`
-	StatusFile        string        `envconfig:"SLURMRUN_STATUS_FILE" desc:"file launch writes when BENCHMARK has ended, for roles that wait for it (upstream's: <output_dir>/<test id>/benchmark_status.<idx>.txt, which their BENCHMARK writes itself); unset, none is written and the roles get SLURMRUN_ROLE_EXIT_TIMEOUT before they are stopped"`
-	RoleExitTimeout   time.Duration `envconfig:"SLURMRUN_ROLE_EXIT_TIMEOUT" default:"60s" desc:"how long the roles get to exit after the benchmark before they are stopped"`
-	Grace             time.Duration `envconfig:"SLURMRUN_GRACE" default:"20s" desc:"SIGTERM to SIGKILL when steps are stopped"`
-	Binary            string        `envconfig:"SLURMRUN_BIN" desc:"slurmrun as the steps see it (default: the image's /usr/local/bin/slurmrun when the srun arguments name a container, else this binary)"`
-	Install           bool          `envconfig:"SLURMRUN_LAUNCH_INSTALL" default:"true" desc:"run slurmrun install on every node first"`
-	LogLevel          LogLevel      `envconfig:"SLURMRUN_LOG_LEVEL" default:"info" desc:"log level"`
-	LogFormat         string        `envconfig:"SLURMRUN_LOG_FORMAT" default:"text" desc:"log format: text or json"`
-}
-
-// LoadLaunchConfig reads the launcher's configuration from environ.
-func LoadLaunchConfig(environ []string) (*LaunchConfig, error) {
-	var cfg LaunchConfig
-	problems, err := processEnv(environ, &cfg)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.JobWorkspace == "" {
-		problems = append(problems, "jobWorkspace: must be set and non-empty")
-	}
-	if cfg.JobID == "" || cfg.NodeList == "" {
-		problems = append(problems, "SLURM_JOB_ID, SLURM_JOB_NODELIST: launch runs inside a Slurm allocation (sbatch or salloc)")
-	} else if err := safename.Check("SLURM_JOB_ID", cfg.JobID); err != nil {
-		problems = append(problems, err.Error()) // the summary file is named after it
-	}
-	if cfg.GenWorkerCommand == "" && cfg.WorkerCommand == "" {
-		problems = append(problems, "pytestCommandGENWorker or pytestCommandWorker: must be set")
-	}
-	if !cfg.GenOnly && cfg.NumCtxServers > 0 && cfg.CtxWorkerCommand == "" && cfg.WorkerCommand == "" {
-		problems = append(problems, "pytestCommandCTXWorker or pytestCommandWorker: must be set")
-	}
-	for name, v := range map[string]string{"pytestCommandDisaggServer": cfg.ServerCommand, "pytestCommandBenchmark": cfg.BenchmarkCommand} {
-		if v == "" {
-			problems = append(problems, name+": must be set and non-empty")
-		}
-	}
-	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		problems = append(problems, fmt.Sprintf("SLURMRUN_LOG_FORMAT=%q: want text or json", cfg.LogFormat))
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return nil, &ConfigError{Problems: problems}
-	}
-	return &cfg, nil
-}
-
-// WriteLaunchUsage lists the launcher's variables.
-func WriteLaunchUsage(w io.Writer) error {
-	return writeUsage(w, fieldDocs(reflect.TypeOf(LaunchConfig{})))
-}
 
 // RoleStep is one srun step of the job.
 type RoleStep struct {
@@ -103,7 +38,7 @@ type RoleStep struct {
 
 // Launcher runs a disaggregated job's steps with the real srun.
 type Launcher struct {
-	cfg      *LaunchConfig
+	cfg      *config.Launch
 	srunArgs []string
 	environ  []string
 	log      *logrus.Entry
@@ -113,7 +48,7 @@ type Launcher struct {
 
 // NewLauncher prepares a launch; srunArgs are the launch prefix's srun
 // arguments, carried as a list and never re-split.
-func NewLauncher(cfg *LaunchConfig, srunArgs, environ []string, log *logrus.Entry, sup *proc.Supervisor, stdout io.Writer) *Launcher {
+func NewLauncher(cfg *config.Launch, srunArgs, environ []string, log *logrus.Entry, sup *proc.Supervisor, stdout io.Writer) *Launcher {
 	if cfg.Binary == "" {
 		c := *cfg
 		c.Binary = defaultBinary(srunArgs)
@@ -487,7 +422,7 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 	// The benchmark is over: tell the roles (when they read a file launch
 	// knows of), give them a bounded time, then stop the rest.
 	if c.StatusFile != "" {
-		if err := WriteFileAtomic(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(c.StatusFile, []byte("Done\n"), 0o644); err != nil {
 			l.log.WithError(err).Error("cannot write the status file")
 		}
 	}
@@ -518,17 +453,13 @@ wait:
 // --kill-on-bad-exit (143). Ranks that a signal ended are the stopped ones,
 // not the cause. Without such a record it is srun's code.
 func (l *Launcher) failure(role string, srunCode int) (what string, code int) {
-	var first *Result
+	var first *result.Rank
 	var firstEnd time.Time
 	for _, res := range l.roleResults(role) {
 		if res.Final == 0 || res.Signal != "" {
 			continue
 		}
-		end := res.Started
-		if n := len(res.Steps); n > 0 {
-			last := res.Steps[n-1]
-			end = last.Start.Add(time.Duration(last.DurationMS * float64(time.Millisecond)))
-		}
+		end := res.End()
 		if first == nil || end.Before(firstEnd) || end.Equal(firstEnd) && res.Rank < first.Rank {
 			first, firstEnd = res, end
 		}
@@ -539,13 +470,13 @@ func (l *Launcher) failure(role string, srunCode int) (what string, code int) {
 	return fmt.Sprintf("%s rank %d exited %d", role, first.Rank, first.Final), first.Final
 }
 
-// roleResults reads the result files of this job's ranks of role; one that
+// roleResults reads the records of this job's ranks of role; one that
 // cannot be read is left out.
-func (l *Launcher) roleResults(role string) []*Result {
-	files, _ := filepath.Glob(filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("result.job%s.step*.%s.rank*.json", l.cfg.JobID, role)))
-	var out []*Result
+func (l *Launcher) roleResults(role string) []*result.Rank {
+	files, _ := result.Files(l.cfg.JobWorkspace, l.cfg.JobID, role)
+	var out []*result.Rank
 	for _, f := range files {
-		if res, err := ReadResult(f); err == nil {
+		if res, err := result.Read(f); err == nil {
 			out = append(out, res)
 		}
 	}
@@ -561,36 +492,15 @@ func allDone(runs []*stepRun) bool {
 	return true
 }
 
-// StepSummary is one row of the launch summary.
-type StepSummary struct {
-	Role      string   `json:"role"`
-	StepID    string   `json:"step_id"`
-	Nodes     []string `json:"nodes"`
-	Ranks     int      `json:"ranks"`
-	ExitCode  *int     `json:"exit_code"`
-	RankCodes []int    `json:"rank_exit_codes"`
-	// Started is when launch started the srun, on the batch node's clock.
-	Started    time.Time `json:"started"`
-	DurationMS int64     `json:"duration_ms"`
-	StoppedBy  string    `json:"stopped_by,omitempty"`
-	Log        string    `json:"log"`
-}
-
-// LaunchSummary is what launch leaves in the job workspace.
-type LaunchSummary struct {
-	JobID    string        `json:"job_id"`
-	ExitCode int           `json:"exit_code"`
-	Steps    []StepSummary `json:"steps"`
-}
-
 // summarize prints the table and writes the JSON, from the steps and the
 // per-rank result files their `slurmrun run` wrote.
 func (l *Launcher) summarize(runs []*stepRun, code int) {
-	sum := LaunchSummary{JobID: l.cfg.JobID, ExitCode: code}
+	sum := result.Launch{JobID: l.cfg.JobID, ExitCode: code}
 	for _, r := range runs {
-		row := StepSummary{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes, Started: r.start.UTC()}
+		row := result.LaunchStep{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes, Started: r.start.UTC()}
 		if r.done {
-			row.ExitCode = intp(r.code)
+			rc := r.code
+			row.ExitCode = &rc
 			row.DurationMS = r.end.Sub(r.start).Milliseconds()
 		} else {
 			row.DurationMS = time.Since(r.start).Milliseconds()
@@ -628,12 +538,7 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 	}
 	tw.Flush()
 	fmt.Fprintf(l.stdout, "\nLaunch summary (job %s, exit code %d):\n%s", l.cfg.JobID, code, b.String())
-	data, _ := json.MarshalIndent(sum, "", "  ")
-	path := filepath.Join(l.cfg.JobWorkspace, "slurmrun", fmt.Sprintf("launch.job%s.json", l.cfg.JobID))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-		err = WriteFileAtomic(path, append(data, '\n'), 0o644)
-		if err != nil {
-			l.log.WithError(err).Error("cannot write the launch summary")
-		}
+	if _, err := sum.Write(l.cfg.JobWorkspace); err != nil {
+		l.log.WithError(err).Error("cannot write the launch summary")
 	}
 }

@@ -1,0 +1,70 @@
+package result
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/slurmrun/slurmrun/internal/atomicfile"
+)
+
+// Launch is what `slurmrun launch` leaves in the job workspace: the job's
+// exit code and one row per srun step it ran.
+type Launch struct {
+	JobID    string       `json:"job_id"`
+	ExitCode int          `json:"exit_code"`
+	Steps    []LaunchStep `json:"steps"`
+}
+
+// LaunchStep is one srun step of a launch: a role, or the install.
+type LaunchStep struct {
+	Role      string   `json:"role"`
+	StepID    string   `json:"step_id"`
+	Nodes     []string `json:"nodes"`
+	Ranks     int      `json:"ranks"`
+	ExitCode  *int     `json:"exit_code"`
+	RankCodes []int    `json:"rank_exit_codes"`
+	// Started is when launch started the srun, on the batch node's clock.
+	Started    time.Time `json:"started"`
+	DurationMS int64     `json:"duration_ms"`
+	StoppedBy  string    `json:"stopped_by,omitempty"`
+	Log        string    `json:"log"`
+}
+
+// LaunchFile is where a job's launch summary is.
+func LaunchFile(workspace, job string) string {
+	return filepath.Join(Dir(workspace), fmt.Sprintf("launch.job%s.json", job))
+}
+
+// Write writes the summary into the workspace and returns its path.
+func (l *Launch) Write(workspace string) (string, error) {
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode launch summary: %w", err)
+	}
+	path := LaunchFile(workspace, l.JobID)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("launch summary: %w", err)
+	}
+	return path, atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// ReadLaunch reads a launch summary.
+func ReadLaunch(path string) (*Launch, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var l Launch
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("launch summary %s: %w", path, err)
+	}
+	return &l, nil
+}
+
+// LaunchFiles lists a workspace's launch summaries.
+func LaunchFiles(workspace string) ([]string, error) {
+	return filepath.Glob(filepath.Join(Dir(workspace), "launch.job*.json"))
+}
