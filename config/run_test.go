@@ -137,4 +137,3 @@ func TestUsageListsEveryVariable(t *testing.T) {
 		}
 	}
 }
-
