@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 func testOptions() Options {
@@ -22,7 +24,7 @@ func testOptions() Options {
 func TestRunExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain")
-	os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644)
+	must.Do(t, os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644))
 	tests := []struct {
 		name string
 		argv []string
@@ -55,7 +57,7 @@ func TestRunSweepsAndReaps(t *testing.T) {
 	if err != nil || st.Code != 5 {
 		t.Fatalf("%v %v", st, err)
 	}
-	data, _ := os.ReadFile(pids)
+	data := must.Read(t, pids)
 	for _, f := range strings.Fields(string(data)) {
 		pid, _ := strconv.Atoi(f)
 		if _, err := os.Stat("/proc/" + f); err == nil {

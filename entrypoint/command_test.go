@@ -10,6 +10,8 @@ import (
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // argvs expands each simple command of c the way the interpreter would.
@@ -156,7 +158,7 @@ func TestInterpreterRunsFilledCommandVerbatim(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "argv")
 	script := filepath.Join(dir, "show")
-	os.WriteFile(script, []byte("#!/usr/bin/env python3\nimport sys, os\nopen(os.environ['OUT'], 'w').write('\\0'.join(sys.argv[1:]))\n"), 0o755)
+	must.Do(t, os.WriteFile(script, []byte("#!/usr/bin/env python3\nimport sys, os\nopen(os.environ['OUT'], 'w').write('\\0'.join(sys.argv[1:]))\n"), 0o755))
 	cmd, err := ParseCommand(`unset DROP && export OUT=` + out + ` && KEEP=1 ` + script + ` --cov=__PLACEHOLDER_TRTLLM_WHL_PATH__/tensorrt_llm/ 'not cpu_only'`)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +173,7 @@ func TestInterpreterRunsFilledCommandVerbatim(t *testing.T) {
 		if code, _ := f.interpret(context.Background()); code != 0 {
 			t.Fatalf("%q: exit code %d", v, code)
 		}
-		data, _ := os.ReadFile(out)
+		data := must.Read(t, out)
 		if got, want := string(data), "--cov="+v+"/tensorrt_llm/\x00not cpu_only"; got != want {
 			t.Errorf("argv %q, want %q", got, want)
 		}

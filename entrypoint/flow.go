@@ -45,7 +45,8 @@ type Flow struct {
 type Step struct {
 	Name string
 	// Tail steps come after pytest: their failure does not stop the flow
-	// (the seed's intended `set +e` semantics, F1). A failing step before
+	// (what slurm_run.sh means by its `set +e` around pytest, which its ERR
+	// trap on line 5 defeats). A failing step before
 	// pytest skips every later step, the tail included.
 	Tail bool
 	Run  func(ctx context.Context, f *Flow) error
@@ -157,6 +158,13 @@ func (f *Flow) Run(ctx context.Context) int {
 	}
 	if sig := proc.TerminatingSignal(ctx); sig != 0 {
 		f.result.Signal = sig.String()
+		// A step that Slurm's own signal ended before slurmrun's handler
+		// ran was recorded as failed: it was the cancellation.
+		for _, st := range f.result.Steps {
+			if st.Outcome == result.Failed && st.ExitCode != nil && killedByTermination(*st.ExitCode) {
+				st.Outcome = result.Cancelled
+			}
+		}
 		switch {
 		case final == 0 && f.codes.Pytest == nil:
 			final = 128 + int(sig)

@@ -13,6 +13,8 @@ import (
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/proc"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // The commands the tests start take the inherited signal state through
@@ -31,7 +33,7 @@ func newTestFlow(t *testing.T, dir string) *Flow {
 	cfg := &config.Run{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Common: config.Common{Grace: time.Second}}
 	environ := []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}
 	f := NewFlow(cfg, environ, redact.New(environ), logrus.NewEntry(log), sup, io.Discard, io.Discard)
-	os.MkdirAll(f.defsDir, 0o755)
+	must.Do(t, os.MkdirAll(f.defsDir, 0o755))
 	f.childEnv = f.env.Clone()
 	if _, err := os.Stat(filepath.Join(dir)); err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func installInline(ctx context.Context, f *Flow) error { return f.Install(ctx) }
 // InstallLock is the file local rank 0 writes when the install has ended:
 // "ok", or "failed: <why>" so that the waiting ranks fail at once instead of
 // waiting out their bound. The restart count keeps a requeued job from
-// finding the previous attempt's lock (F4).
+// finding the previous attempt's lock (slurm_install.sh polls its lock without a bound).
 func (f *Flow) InstallLock() string {
 	return filepath.Join(f.cfg.ResourcePathNode, fmt.Sprintf("install_lock_job_%s_node_%d_restart_%d.lock",
 		f.cfg.JobID, f.cfg.NodeID, f.cfg.RestartCount))
@@ -216,7 +216,8 @@ func (f *Flow) installCommand(ctx context.Context, limit time.Duration, dir stri
 }
 
 // retry runs attempt up to InstallRetries times. Unlike upstream's
-// retry_command (F2), the last failure is returned, never swallowed.
+// retry_command (slurm_install.sh), which returns 0 after its last failed
+// attempt, the last failure is returned, never swallowed.
 func (f *Flow) retry(ctx context.Context, what string, limit time.Duration, attempt func(context.Context) error) error {
 	tries := int(f.cfg.InstallRetries)
 	var err error

@@ -333,7 +333,8 @@ func Scrub(env *Env, keep []string) []string {
 
 // scrubSingleNode scrubs pytest's environment on a single-node job, and
 // refuses to go on when the command needs a variable the scrub removed
-// (the seed would die on it with "unbound variable", F5).
+// (slurm_run.sh, under `set -u` from line 4, would die on it with
+// "unbound variable").
 func scrubSingleNode(_ context.Context, f *Flow) error {
 	removed := Scrub(f.childEnv, f.cfg.KeepEnv)
 	gone := make(map[string]bool, len(removed))

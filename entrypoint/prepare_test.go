@@ -15,6 +15,8 @@ import (
 
 	"github.com/slurmrun/slurmrun/internal/redact"
 	"github.com/slurmrun/slurmrun/result"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 func TestWithLibraryPath(t *testing.T) {
@@ -26,7 +28,7 @@ func TestWithLibraryPath(t *testing.T) {
 		{lib, lib},
 		{"/usr/lib:" + lib + "/", "/usr/lib:" + lib + "/"},
 		{"/usr/lib:" + lib + ":/x", "/usr/lib:" + lib + ":/x"},
-		// A substring is not an entry (F7).
+		// A substring is not an entry (slurm_run.sh line 75 tests one).
 		{lib + "64:/usr/lib", lib + ":" + lib + "64:/usr/lib"},
 		{"/prefix" + lib, lib + ":/prefix" + lib},
 	}
@@ -99,7 +101,7 @@ func TestExitCodePrecedence(t *testing.T) {
 func TestCoverageHandshake(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, ".coveragerc")
-	os.WriteFile(path, []byte("[paths]\nsource = ---wheel_path---/tensorrt_llm/\n"), 0o640)
+	must.Do(t, os.WriteFile(path, []byte("[paths]\nsource = ---wheel_path---/tensorrt_llm/\n"), 0o640))
 	reader := newTestFlow(t, dir)
 	reader.cfg.Rank, reader.cfg.CoverageConfigFile, reader.cfg.CoverageTimeout = 1, path, 5*time.Second
 	writer := newTestFlow(t, dir)
@@ -118,7 +120,7 @@ func TestCoverageHandshake(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(path)
+	data := must.Read(t, path)
 	if string(data) != "[paths]\nsource = /site & |x/tensorrt_llm/\n" {
 		t.Errorf("rewritten config: %q", data)
 	}
@@ -212,7 +214,7 @@ func TestExtractTarballRefusesEscapes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "target")
-			os.Mkdir(dir, 0o755)
+			must.Do(t, os.Mkdir(dir, 0o755))
 			if err := ExtractTarball(tarball(t, tt.entries), dir); err == nil {
 				t.Fatal("want a refusal")
 			}
@@ -272,7 +274,7 @@ func FuzzExtractTarballEntries(f *testing.F) {
 		}
 		parent := t.TempDir()
 		dir := filepath.Join(parent, "target")
-		os.Mkdir(dir, 0o755)
+		must.Do(t, os.Mkdir(dir, 0o755))
 		archive, err := writeTarball(t.TempDir(), []entry{{name: link1, typ: tar.TypeSymlink, link: target1},
 			{name: link2, typ: tar.TypeSymlink, link: target2}, {name: file, typ: tar.TypeReg, body: "x"}})
 		if err != nil {
@@ -302,7 +304,7 @@ func FuzzExtractTarballEntries(f *testing.F) {
 func TestWheelLocationIsAbsolute(t *testing.T) {
 	dir := t.TempDir()
 	f := newTestFlow(t, dir)
-	os.Mkdir(filepath.Join(dir, "tensorrt_llm-9.9.dist-info"), 0o755)
+	must.Do(t, os.Mkdir(filepath.Join(dir, "tensorrt_llm-9.9.dist-info"), 0o755))
 	loc, err := f.WheelLocation(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // srun keeps only its last --container-env: the user's names and launch's
@@ -40,7 +42,7 @@ func TestReadSrunArgsFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
-		os.WriteFile(path, []byte(tt.content), 0o644)
+		must.Do(t, os.WriteFile(path, []byte(tt.content), 0o644))
 		got, err := ReadSrunArgsFile(path)
 		if (err != nil) != tt.bad || !tt.bad && strings.Join(got, "\x00") != strings.Join(tt.want, "\x00") {
 			t.Errorf("%s: got %q %v, want %q", tt.name, got, err, tt.want)

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/container"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // Commands take the inherited signal state through this binary.
@@ -36,7 +38,7 @@ func TestExitStatuses(t *testing.T) {
 	s := newSupervisor(t)
 	dir := t.TempDir()
 	notExec := filepath.Join(dir, "not-exec")
-	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	must.Do(t, os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644))
 	tests := []struct {
 		name string
 		argv []string

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // chromium starts Debian's chromium headless on a page, with a fresh
@@ -99,9 +101,9 @@ func render(t *testing.T, j *Job) (page string, shot image.Image, m measured) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	data, _ := os.ReadFile(page)
+	data := must.Read(t, page)
 	probed := filepath.Join(dir, "probed.html")
-	os.WriteFile(probed, bytes.Replace(data, []byte("</body>"), []byte(probe+"</body>"), 1), 0o644)
+	must.Do(t, os.WriteFile(probed, bytes.Replace(data, []byte("</body>"), []byte(probe+"</body>"), 1), 0o644))
 	dom := chromium(t, "--virtual-time-budget=5000", "--dump-dom", "file://"+probed)
 	mm := regexp.MustCompile(`(?s)<pre id="probe">(.*?)</pre>`).FindSubmatch(dom)
 	if mm == nil {

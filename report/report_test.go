@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/result"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // The records in testdata are copies of real runs' result files (see
@@ -222,7 +224,7 @@ func TestSchemaRefusesWhatJenkinsRefuses(t *testing.T) {
 		"empty properties":            `<testsuites><testsuite name="a" tests="0"><properties/></testsuite></testsuites>`,
 	} {
 		path := filepath.Join(t.TempDir(), "bad.xml")
-		os.WriteFile(path, []byte(doc), 0o644)
+		must.Do(t, os.WriteFile(path, []byte(doc), 0o644))
 		if err := exec.Command("xmllint", "--noout", "--schema", "testdata/jenkins-junit.xsd", path).Run(); err == nil {
 			t.Errorf("%s: the schema accepts it", name)
 		}
@@ -328,11 +330,11 @@ func TestLargeJob(t *testing.T) {
 func TestLoadChoosesOneJob(t *testing.T) {
 	ws := t.TempDir()
 	dir := filepath.Join(ws, "slurmrun")
-	os.MkdirAll(dir, 0o755)
+	must.Do(t, os.MkdirAll(dir, 0o755))
 	for i, id := range []string{"11", "12"} {
 		r := result.Rank{JobID: id, Role: "aggregated", Started: time.Unix(int64(1000+i), 0)}
 		data, _ := json.Marshal(r)
-		os.WriteFile(filepath.Join(dir, r.FileName()), data, 0o644)
+		must.Do(t, os.WriteFile(filepath.Join(dir, r.FileName()), data, 0o644))
 	}
 	j, err := Load("", ws)
 	if err != nil || j.ID != "12" || fmt.Sprint(j.Others) != "[11]" {
@@ -347,7 +349,7 @@ func TestLoadChoosesOneJob(t *testing.T) {
 	if _, err := Load("", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no result files") {
 		t.Errorf("%v", err)
 	}
-	os.WriteFile(filepath.Join(dir, "result.job13.aggregated.rank0.json"), []byte("{"), 0o644)
+	must.Do(t, os.WriteFile(filepath.Join(dir, "result.job13.aggregated.rank0.json"), []byte("{"), 0o644))
 	if _, err := Load("", ws); err == nil || !strings.Contains(err.Error(), "result.job13.aggregated.rank0.json") {
 		t.Errorf("a broken result file: %v", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // latencyHelper records, on SIGTERM, the CLOCK_MONOTONIC time it saw it.
@@ -114,7 +116,7 @@ func reapOrphans(b *testing.B, in initUnderTest, dir, script string, n int) (tim
 		b.Fatalf("%s: %v", in.name, err)
 	}
 	d := time.Since(begin)
-	data, _ := os.ReadFile(out)
+	data := must.Read(b, out)
 	return d, strings.TrimSpace(string(data))
 }
 
@@ -128,7 +130,7 @@ func idle(b *testing.B, in initUnderTest, window time.Duration) (mem rss, perSec
 		total := 0
 		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
 		for _, t := range tasks {
-			data, _ := os.ReadFile(t)
+			data := must.Read(b, t)
 			for _, l := range strings.Split(string(data), "\n") {
 				if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
 					n, _ := strconv.Atoi(strings.TrimSpace(v))
@@ -203,7 +205,7 @@ func flowRSS(b *testing.B) (initMem, jobMem rss) {
 func BenchmarkInitVersusTini(b *testing.B) {
 	dir, _, script := initEnv(b)
 	latScript := filepath.Join(dir, "latency.py")
-	os.WriteFile(latScript, []byte(latencyHelper), 0o644)
+	must.Do(b, os.WriteFile(latScript, []byte(latencyHelper), 0o644))
 	ins := inits(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

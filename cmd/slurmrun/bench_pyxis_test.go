@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // pytestStart runs one single-node step of `slurmrun run` whose command
@@ -50,7 +52,7 @@ func BenchmarkPyxisStart(b *testing.B) {
 	}
 	tr.env["DISAGG_SERVING_TYPE"] = "GEN_0"
 	tr.env["perfMode"] = "false"
-	os.MkdirAll(tr.ws, 0o755)
+	must.Do(b, os.MkdirAll(tr.ws, 0o755))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var plain, boxed, plainOwn, boxedOwn []time.Duration

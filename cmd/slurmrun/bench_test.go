@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // seedScript is the bash script slurmrun replaces (../shared/seed beside
@@ -55,7 +57,7 @@ func median(ds []time.Duration) time.Duration {
 func BenchmarkOverheadVersusSeed(b *testing.B) {
 	seed := seedScript(b)
 	tr := newTree(b)
-	os.WriteFile(filepath.Join(tr.defs, "test_trivial.py"), []byte("def test_ok():\n    pass\n"), 0o644)
+	must.Do(b, os.WriteFile(filepath.Join(tr.defs, "test_trivial.py"), []byte("def test_ok():\n    pass\n"), 0o644))
 	env := tr.env
 	env["perfMode"] = "false"
 	env["SLURMRUN_COVERAGE_TIMEOUT"] = "60s"
@@ -65,7 +67,7 @@ func BenchmarkOverheadVersusSeed(b *testing.B) {
 	bare := append([]string{filepath.Join(venvBin, "python3")}, pytest[1:]...)
 	bare[4] = "--trtllm-wheel=" + siteDir + "/tensorrt_llm/"
 	coverage := filepath.Join(tr.ws, ".coveragerc")
-	original, _ := os.ReadFile(coverage)
+	original := must.Read(b, coverage)
 
 	const runs = 5
 	measure := func(rank string, seedRuns int) (bareT, seedT, oursT time.Duration) {
@@ -79,10 +81,10 @@ func BenchmarkOverheadVersusSeed(b *testing.B) {
 		}
 		for i := 0; i < runs; i++ {
 			bs = append(bs, timeRun(b, tr.defs, env, bare...))
-			os.WriteFile(coverage, config, 0o644)
+			must.Do(b, os.WriteFile(coverage, config, 0o644))
 			os_ = append(os_, timeRun(b, tr.dir, env, binary, "run"))
 			if i < seedRuns {
-				os.WriteFile(coverage, config, 0o644)
+				must.Do(b, os.WriteFile(coverage, config, 0o644))
 				ss = append(ss, timeRun(b, tr.dir, env, "bash", seed))
 			}
 		}

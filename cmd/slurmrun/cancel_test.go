@@ -12,6 +12,8 @@ import (
 
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/result"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // SIGTERM at any step of run, as Slurm's cancel sends it: exit code 143, the
@@ -58,7 +60,7 @@ func TestSigtermAtEachStep(t *testing.T) {
 			tr := newTree(t)
 			// The perf check hangs: a sitecustomize that sleeps in it alone.
 			site := filepath.Join(tr.dir, "slowperf")
-			os.Mkdir(site, 0o755)
+			must.Do(t, os.Mkdir(site, 0o755))
 			os.WriteFile(filepath.Join(site, "sitecustomize.py"), []byte("import sys, time\n"+
 				"if sys.argv and sys.argv[0].endswith('sanity_perf_check.py'):\n"+
 				"    print('perf check hangs', flush=True)\n    time.sleep(60)\n"), 0o644)

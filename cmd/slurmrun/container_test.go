@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // runtimeUp skips unless crun can run containers here (root; `make test`
@@ -32,13 +34,13 @@ func newBundle(t testing.TB, tr *tree, args ...string) string {
 	b := filepath.Join(tr.dir, "bundle")
 	root := filepath.Join(b, "rootfs")
 	for _, d := range []string{"usr", "etc", "proc", "dev", "sys", "tmp"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
+		must.Do(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	for _, l := range []string{"bin", "lib", "lib64", "sbin"} {
-		os.Symlink("usr/"+l, filepath.Join(root, l))
+		must.Do(t, os.Symlink("usr/"+l, filepath.Join(root, l)))
 	}
-	data, _ := os.ReadFile(binary)
-	os.WriteFile(filepath.Join(root, "slurmrun"), data, 0o755)
+	data := must.Read(t, binary)
+	must.Do(t, os.WriteFile(filepath.Join(root, "slurmrun"), data, 0o755))
 	venvRoot := filepath.Dir(venvBin)
 	specArgs := []string{"spec", "--bundle", b, "--shm-size", "2g", "--bind", "/usr:/usr:ro", "--bind", "/etc:/etc:ro",
 		"--bind", venvRoot, "--bind", tr.dir, "--"}
@@ -102,7 +104,7 @@ func TestSpecCheck(t *testing.T) {
 	}
 	// What a hand-made bundle typically lacks.
 	var spec map[string]any
-	data, _ := os.ReadFile(filepath.Join(b, "config.json"))
+	data := must.Read(t, filepath.Join(b, "config.json"))
 	json.Unmarshal(data, &spec)
 	proc := spec["process"].(map[string]any)
 	proc["env"] = []string{"PATH=/usr/bin"}
@@ -110,7 +112,7 @@ func TestSpecCheck(t *testing.T) {
 	proc["rlimits"] = nil
 	spec["mounts"] = []any{}
 	data, _ = json.Marshal(spec)
-	os.WriteFile(filepath.Join(b, "config.json"), data, 0o644)
+	must.Do(t, os.WriteFile(filepath.Join(b, "config.json"), data, 0o644))
 	r = runBin(t, tr.env, "spec", "--check", b)
 	if r.code != 1 {
 		t.Fatalf("bad bundle: exit code %d\n%s", r.code, r.stdout)
@@ -142,7 +144,7 @@ RunTimeDelete="crun --root=/run/crun-slurm delete --force %n.%u.%j.%s.%t"
 	}
 	t.Cleanup(func() {
 		if existed {
-			os.WriteFile(path, before, 0o644)
+			must.Do(t, os.WriteFile(path, before, 0o644))
 		} else {
 			os.Remove(path)
 		}
@@ -209,7 +211,7 @@ func cancelMidPytest(t *testing.T, tr *tree, mark, script string) string {
 	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
 	id := j.submitScript(t, script)
 	if !waitFile(mark, 2*time.Minute) {
-		log, _ := os.ReadFile(filepath.Join(tr.ws, "job-output.log"))
+		log := must.Read(t, filepath.Join(tr.ws, "job-output.log"))
 		t.Fatalf("pytest never started sleeping\n%s", log)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -251,7 +253,7 @@ func TestSpecCheckAgreesWithCrun(t *testing.T) {
 		// as a hand-edited or reused bundle has it.
 		for k, v := range tc.env {
 			var spec map[string]any
-			data, _ := os.ReadFile(filepath.Join(b, "config.json"))
+			data := must.Read(t, filepath.Join(b, "config.json"))
 			json.Unmarshal(data, &spec)
 			proc := spec["process"].(map[string]any)
 			var env []any
@@ -262,11 +264,11 @@ func TestSpecCheckAgreesWithCrun(t *testing.T) {
 			}
 			proc["env"] = append(env, k+"="+v)
 			data, _ = json.Marshal(spec)
-			os.WriteFile(filepath.Join(b, "config.json"), data, 0o600)
+			must.Do(t, os.WriteFile(filepath.Join(b, "config.json"), data, 0o600))
 		}
-		data, _ := os.ReadFile(binary)
-		os.MkdirAll(filepath.Join(b, "rootfs", "usr", "local", "bin"), 0o755)
-		os.WriteFile(filepath.Join(b, "rootfs", "usr", "local", "bin", "slurmrun"), data, 0o755)
+		data := must.Read(t, binary)
+		must.Do(t, os.MkdirAll(filepath.Join(b, "rootfs", "usr", "local", "bin"), 0o755))
+		must.Do(t, os.WriteFile(filepath.Join(b, "rootfs", "usr", "local", "bin", "slurmrun"), data, 0o755))
 		r := runBin(t, tr.env, "spec", "--check", b)
 		if r.code != 1 || !strings.Contains(r.stdout, tc.problem) {
 			t.Errorf("%s: check exit code %d, want 1 with %q:\n%s", tc.name, r.code, tc.problem, r.stdout)

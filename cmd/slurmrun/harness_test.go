@@ -21,6 +21,8 @@ import (
 	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/entrypoint"
 	"github.com/slurmrun/slurmrun/result"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // The integration tests run the built binary as a real process against a
@@ -31,6 +33,8 @@ var (
 	venvBin string // <venv>/bin, first on PATH: its python3 has pytest and the wheel
 	siteDir string // where pip installed the wheel
 	wheel   string // the wheel file
+	// fixtureErr says why there is no venv: the tests that run the flow skip.
+	fixtureErr error
 )
 
 func TestMain(m *testing.M) {
@@ -58,6 +62,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "integration fixture:", err)
 			return 1
 		}
+		if fixtureErr != nil {
+			fmt.Fprintf(os.Stderr, "integration fixture: %v: the tests that run the flow skip (make deps installs what it needs)\n", fixtureErr)
+		}
 		return m.Run()
 	}())
 }
@@ -70,6 +77,13 @@ func setup(tmp string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	fixtureErr = pythonFixture(tmp)
+	return nil
+}
+
+// pythonFixture pip-installs a real wheel into a venv that sees Debian's
+// pytest; without python3-venv or pytest it says why.
+func pythonFixture(tmp string) error {
 	var err error
 	if wheel, err = buildWheel(tmp, "0.0.0"); err != nil {
 		return err
@@ -80,12 +94,21 @@ func setup(tmp string) error {
 	}
 	venvBin = filepath.Join(venv, "bin")
 	out, err := exec.Command(filepath.Join(venvBin, "python3"), "-c",
-		"import tensorrt_llm, os; print(os.path.dirname(os.path.dirname(tensorrt_llm.__file__)))").Output()
+		"import pytest, tensorrt_llm, os; print(os.path.dirname(os.path.dirname(tensorrt_llm.__file__)))").Output()
 	if err != nil {
-		return fmt.Errorf("venv python: %w", err)
+		return fmt.Errorf("venv python with pytest and the wheel: %w", err)
 	}
 	siteDir = strings.TrimSpace(string(out))
 	return nil
+}
+
+// needFixture skips a test that runs the flow when there is no Python
+// fixture, and says why.
+func needFixture(t testing.TB) {
+	t.Helper()
+	if fixtureErr != nil {
+		t.Skipf("no Python fixture: %v (make deps installs python3-venv and python3-pytest)", fixtureErr)
+	}
 }
 
 // newVenv makes a venv that sees Debian's pytest and pip-installs wheel into it.
@@ -187,6 +210,7 @@ const stage = "A100-PyTorch-Disagg-Post-Merge-1"
 
 func newTree(t testing.TB) *tree {
 	t.Helper()
+	needFixture(t)
 	dir := t.TempDir()
 	if err := embed.Unpack(dir); err != nil {
 		t.Fatal(err)
@@ -194,9 +218,9 @@ func newTree(t testing.TB) *tree {
 	os.RemoveAll(filepath.Join(dir, "site")) // the venv holds the real install
 	tr := &tree{dir: dir, defs: filepath.Join(dir, "TensorRT-LLM", "src", "tests", "integration", "defs"),
 		ws: filepath.Join(dir, "workspace")}
-	os.WriteFile(filepath.Join(tr.defs, "test_cases.py"), []byte(extraTests), 0o644)
+	must.Do(t, os.WriteFile(filepath.Join(tr.defs, "test_cases.py"), []byte(extraTests), 0o644))
 	home := filepath.Join(dir, "home")
-	os.Mkdir(home, 0o755)
+	must.Do(t, os.Mkdir(home, 0o755))
 	tr.env = map[string]string{
 		"PATH":                venvBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME":                home,

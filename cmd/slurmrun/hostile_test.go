@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // Paths and identifiers that cannot work are configuration errors (exit 2,
@@ -15,7 +17,7 @@ import (
 func TestBadPathsAreConfigurationErrors(t *testing.T) {
 	tr := newTree(t)
 	file := filepath.Join(tr.dir, "a-file")
-	os.WriteFile(file, nil, 0o644)
+	must.Do(t, os.WriteFile(file, nil, 0o644))
 	ran := filepath.Join(tr.dir, "ran")
 	tr.env["DISAGG_SERVING_TYPE"] = "GEN_0"
 	tr.env["pytestCommand"] = "touch " + ran
@@ -45,7 +47,7 @@ func TestLostRecordFailsTheRun(t *testing.T) {
 	tr.env["perfMode"] = "false"
 	// The command passes and leaves a file where the result directory goes.
 	tr.env["pytestCommand"] = "sh -c 'rm -rf " + tr.ws + "/slurmrun && touch " + tr.ws + "/slurmrun'"
-	os.MkdirAll(tr.ws, 0o755)
+	must.Do(t, os.MkdirAll(tr.ws, 0o755))
 	r := runBin(t, tr.env, "run")
 	if r.code == 0 || !strings.Contains(r.stderr, "the result file was not written") || !strings.Contains(r.stderr, tr.ws+"/slurmrun") {
 		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
@@ -109,7 +111,7 @@ func TestSecretsAreMaskedEverywhereSlurmrunWrites(t *testing.T) {
 		if sub == "run" {
 			matches, _ := filepath.Glob(filepath.Join(tr.ws, "slurmrun", "*.json"))
 			for _, m := range matches {
-				data, _ := os.ReadFile(m)
+				data := must.Read(t, m)
 				written += string(data)
 			}
 		}
@@ -124,7 +126,7 @@ func TestSecretsAreMaskedEverywhereSlurmrunWrites(t *testing.T) {
 			}
 		}
 	}
-	seen, _ := os.ReadFile(envOut)
+	seen := must.Read(t, envOut)
 	for k, v := range secrets {
 		if !strings.Contains(string(seen), k+"="+v+"\n") {
 			t.Errorf("pytest did not get the real %s", k)
@@ -150,7 +152,7 @@ func TestSecretsAreMaskedEverywhereSlurmrunWrites(t *testing.T) {
 			t.Errorf("nothing at %s", pattern)
 		}
 		for _, m := range matches {
-			data, _ := os.ReadFile(m)
+			data := must.Read(t, m)
 			written += string(data)
 		}
 	}

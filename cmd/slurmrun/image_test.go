@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // The image: `make image` with a prebuilt binary on an empty base (no
@@ -44,7 +46,7 @@ func TestImageWithPrebuiltBinary(t *testing.T) {
 
 	bundle := t.TempDir()
 	rootfs := filepath.Join(bundle, "rootfs")
-	os.Mkdir(rootfs, 0o755)
+	must.Do(t, os.Mkdir(rootfs, 0o755))
 	var cid string
 	if tool == "podman" {
 		o, err := exec.Command("podman", "create", tag).Output()
@@ -73,7 +75,7 @@ func TestImageWithPrebuiltBinary(t *testing.T) {
 		}
 	}
 	for _, d := range []string{"proc", "dev", "sys", "tmp"} {
-		os.MkdirAll(filepath.Join(rootfs, d), 0o755)
+		must.Do(t, os.MkdirAll(filepath.Join(rootfs, d), 0o755))
 	}
 	// The image's entrypoint, then the command a user would give.
 	r := runBin(t, map[string]string{"PATH": os.Getenv("PATH")}, "spec", "--bundle", bundle, "--shm-size", "64m", "--",

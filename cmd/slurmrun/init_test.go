@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/container"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // helper is a Python program the init tests supervise.
@@ -61,7 +63,7 @@ elif mode == "orphans":
 func initEnv(t testing.TB) (dir string, env map[string]string, script string) {
 	dir = t.TempDir()
 	script = filepath.Join(dir, "helper.py")
-	os.WriteFile(script, []byte(helper), 0o644)
+	must.Do(t, os.WriteFile(script, []byte(helper), 0o644))
 	return dir, map[string]string{"PATH": os.Getenv("PATH"), "SLURMRUN_GRACE": "30s"}, script
 }
 
@@ -70,7 +72,7 @@ func waitFor(t testing.TB, path, want string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		data, _ := os.ReadFile(path)
+		data := must.Read(t, path)
 		if strings.Contains(string(data), want) {
 			return
 		}
@@ -84,7 +86,7 @@ func waitFor(t testing.TB, path, want string, limit time.Duration) {
 func TestExecExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain")
-	os.WriteFile(plain, []byte("x"), 0o644)
+	must.Do(t, os.WriteFile(plain, []byte("x"), 0o644))
 	tests := []struct {
 		args []string
 		want int
@@ -210,7 +212,7 @@ func TestExecSweepsWhatTheCommandLeaves(t *testing.T) {
 	if r.code != 5 {
 		t.Fatalf("exit code %d\n%s", r.code, r.stderr)
 	}
-	data, _ := os.ReadFile(pids)
+	data := must.Read(t, pids)
 	for _, f := range strings.Fields(string(data)) {
 		pid, _ := strconv.Atoi(f)
 		if alive(pid) {

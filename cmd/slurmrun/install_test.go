@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/embed"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // sourceTarball packs the demo's TensorRT-LLM/src and a wheel of version
@@ -42,13 +44,13 @@ func sourceTarball(t *testing.T, version string) []byte {
 		add(p, data, 0o755)
 		return nil
 	})
-	data, _ := os.ReadFile(whl)
+	data := must.Read(t, whl)
 	add("TensorRT-LLM/"+filepath.Base(whl), data, 0o644)
 	add("TensorRT-LLM/src/tests/integration/defs/test_cases.py", []byte(extraTests), 0o644)
 	tw.Close()
 	gz.Close()
 	out.Close()
-	tarball, _ := os.ReadFile(path)
+	tarball := must.Read(t, path)
 	return tarball
 }
 
@@ -62,10 +64,10 @@ func installEnv(t *testing.T, url string) map[string]string {
 		t.Fatal(err, out)
 	}
 	ws := filepath.Join(dir, "workspace")
-	os.Mkdir(ws, 0o755)
-	os.WriteFile(filepath.Join(ws, ".coveragerc"), []byte("[paths]\nsource = ---wheel_path---/tensorrt_llm/\n"), 0o644)
+	must.Do(t, os.Mkdir(ws, 0o755))
+	must.Do(t, os.WriteFile(filepath.Join(ws, ".coveragerc"), []byte("[paths]\nsource = ---wheel_path---/tensorrt_llm/\n"), 0o644))
 	home := filepath.Join(dir, "home")
-	os.Mkdir(home, 0o755)
+	must.Do(t, os.Mkdir(home, 0o755))
 	const aggStage = "A10-PyTorch-1"
 	defs := filepath.Join(dir, "TensorRT-LLM", "src", "tests", "integration", "defs")
 	return map[string]string{
@@ -138,7 +140,7 @@ func TestAggregatedInstallFromTarball(t *testing.T) {
 	}
 }
 
-// A failed install fails every local rank at once (F2, F4): the waiting
+// A failed install fails every local rank at once (slurm_install.sh swallows a failed retry and polls its lock without a bound): the waiting
 // rank reads the failure from the lock instead of waiting out its bound.
 func TestFailedInstallFailsEveryLocalRank(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
@@ -196,7 +198,7 @@ func TestStaleInstallLockIsNotThisRuns(t *testing.T) {
 	env := installEnv(t, srv.URL+"/llm.tar.gz")
 	lock := filepath.Join(env["resourcePathNode"], "install_lock_job_77_node_0_restart_0.lock")
 	for _, stale := range []string{"ok\n", "run 1@1\nok\n"} {
-		os.WriteFile(lock, []byte(stale), 0o644)
+		must.Do(t, os.WriteFile(lock, []byte(stale), 0o644))
 		c1, o1, e1 := start(t, asLocalRank(env, 1), "run")
 		time.Sleep(1500 * time.Millisecond)
 		if !alive(c1.Process.Pid) || strings.Contains(o1.String(), "Pytest finished") {

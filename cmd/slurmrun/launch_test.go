@@ -15,6 +15,8 @@ import (
 
 	"github.com/slurmrun/slurmrun/entrypoint"
 	"github.com/slurmrun/slurmrun/result"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // slurmUp skips unless the local two-node Slurm (scripts/slurm-local.sh,
@@ -43,11 +45,11 @@ type disaggJob struct {
 
 func newDisaggJob(t testing.TB) *disaggJob {
 	tr := newTree(t)
-	role, _ := os.ReadFile("testdata/role.py")
+	role := must.Read(t, "testdata/role.py")
 	script := filepath.Join(tr.dir, "role.py")
-	os.WriteFile(script, role, 0o644)
+	must.Do(t, os.WriteFile(script, role, 0o644))
 	out := filepath.Join(tr.ws, "roles")
-	os.MkdirAll(out, 0o755)
+	must.Do(t, os.MkdirAll(out, 0o755))
 	env := tr.env
 	delete(env, "pytestCommand")
 	env["perfMode"] = "false"
@@ -78,7 +80,7 @@ func (j *disaggJob) submit(t testing.TB, srunArgs ...string) string {
 func (j *disaggJob) submitScript(t testing.TB, body string) string {
 	t.Helper()
 	script := filepath.Join(j.tr.dir, "launch.sh")
-	os.WriteFile(script, []byte("#!/bin/bash\ndate +%s.%N > "+filepath.Join(j.out, "job_start")+"\n"+body+"\n"), 0o755)
+	must.Do(t, os.WriteFile(script, []byte("#!/bin/bash\ndate +%s.%N > "+filepath.Join(j.out, "job_start")+"\n"+body+"\n"), 0o755))
 	cmd := exec.Command("sbatch", "--parsable", "-N2", "--exclusive", "-J", "slurmrun-test",
 		"-o", filepath.Join(j.tr.ws, "job-output.log"), script)
 	for k, v := range j.env {
@@ -110,7 +112,7 @@ func waitJob(t testing.TB, id string, limit time.Duration) {
 
 func (j *disaggJob) summary(t *testing.T, id string) (result.Launch, string) {
 	t.Helper()
-	log, _ := os.ReadFile(filepath.Join(j.tr.ws, "job-output.log"))
+	log := must.Read(t, filepath.Join(j.tr.ws, "job-output.log"))
 	data, err := os.ReadFile(filepath.Join(j.tr.ws, "slurmrun", "launch.job"+id+".json"))
 	if err != nil {
 		t.Fatalf("no summary: %v\njob log:\n%s", err, log)
@@ -161,7 +163,7 @@ func TestLaunchHappyPath(t *testing.T) {
 	if !strings.Contains(log, "Disagg server and benchmark completed successfully") || !strings.Contains(log, "ROLE") {
 		t.Errorf("job log:\n%s", log)
 	}
-	bench, _ := os.ReadFile(filepath.Join(j.tr.ws, "benchmark.log"))
+	bench := must.Read(t, filepath.Join(j.tr.ws, "benchmark.log"))
 	if !strings.Contains(string(bench), "benchmark: GEN_0") || !strings.Contains(string(bench), "benchmark: CTX_0") {
 		t.Errorf("the benchmark did not reach the servers:\n%s", bench)
 	}
@@ -252,7 +254,7 @@ func TestLaunchCancelled(t *testing.T) {
 	j.env["ROLE_BENCH_SECONDS"] = "120"
 	id := j.submit(t)
 	if !waitFile(filepath.Join(j.out, "benchmark_started"), time.Minute) {
-		log, _ := os.ReadFile(filepath.Join(j.tr.ws, "job-output.log"))
+		log := must.Read(t, filepath.Join(j.tr.ws, "job-output.log"))
 		t.Fatalf("the benchmark never started; job log:\n%s", log)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -317,7 +319,7 @@ func TestLaunchInstallFailsOnOneNode(t *testing.T) {
 	if len(s.Steps) != 1 {
 		t.Errorf("roles started after a failed install: %+v", s.Steps)
 	}
-	install, _ := os.ReadFile(filepath.Join(j.tr.ws, "install.log"))
+	install := must.Read(t, filepath.Join(j.tr.ws, "install.log"))
 	if !strings.Contains(string(install), "410 Gone") {
 		t.Errorf("install log lacks the failure:\n%s", install)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/slurmrun/slurmrun/container"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 func TestPassingRun(t *testing.T) {
@@ -50,7 +52,7 @@ func TestPassingRun(t *testing.T) {
 }
 
 // After a test failure every later line still runs (the seed's ERR trap
-// skipped them, F1), and pytest's code wins over the perf check's.
+// skipped them: its ERR trap outlives `set +e`), and pytest's code wins over the perf check's.
 func TestTestFailureKeepsTheBookkeeping(t *testing.T) {
 	tr := newTree(t)
 	tr.env["pytestCommand"] = tr.pytest("test_demo.py", "test_cases.py::test_fail")
@@ -76,7 +78,7 @@ func TestUsageErrorDiagnostics(t *testing.T) {
 	if r.code != 4 {
 		t.Fatalf("exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	conftest, _ := os.ReadFile(filepath.Join(tr.defs, "conftest.py"))
+	conftest := must.Read(t, filepath.Join(tr.defs, "conftest.py"))
 	_ = conftest
 	mustContainInOrder(t, r.stdout,
 		"Rank0 Pytest finished execution with exit code 4",
@@ -137,7 +139,7 @@ func TestPerfRegression(t *testing.T) {
 
 func TestPerfReportFailureCountsAsCheckFailure(t *testing.T) {
 	tr := newTree(t)
-	os.WriteFile(filepath.Join(tr.defs, "perf", "create_perf_comparison_report.py"), []byte("import sys\nsys.exit(3)\n"), 0o644)
+	must.Do(t, os.WriteFile(filepath.Join(tr.defs, "perf", "create_perf_comparison_report.py"), []byte("import sys\nsys.exit(3)\n"), 0o644))
 	r := runBin(t, tr.env, "run")
 	if r.code != 3 {
 		t.Fatalf("exit code %d\n%s", r.code, r.stdout)
@@ -174,7 +176,7 @@ func TestMissingPlaceholder(t *testing.T) {
 	if strings.Contains(r.stdout, "Rank0 Pytest") {
 		t.Error("pytest ran")
 	}
-	// Worker roles may have no placeholder: upstream strips --cov from them (F6).
+	// Worker roles may have no placeholder: upstream submit.py strips --cov from them.
 	tr.env["DISAGG_SERVING_TYPE"] = "GEN_0"
 	tr.env["perfMode"] = "false"
 	tr.env["pytestCommand"] = "python3 -m pytest -p no:cacheprovider test_demo.py -k 'libs or single_node'"
@@ -198,7 +200,7 @@ func TestMultiNodeKeepsEnvironment(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("nodes=%s: exit code %d\n%s\n%s", nodes, r.code, r.stdout, r.stderr)
 		}
-		data, _ := os.ReadFile(out)
+		data := must.Read(t, out)
 		env := "\n" + string(data) + "\n"
 		kept := strings.Contains(env, "\nPMI_RANK=0\n") && strings.Contains(env, "\nOMPI_COMM_WORLD_SIZE=2\n") &&
 			strings.Contains(env, "\nSLURM_LOCALID=0\n")
@@ -218,7 +220,8 @@ func TestMultiNodeKeepsEnvironment(t *testing.T) {
 }
 
 // A command that needs a variable the single-node scrub removes fails
-// before pytest with a message that names it (F5), unless it is kept.
+// before pytest with a message that names it (under slurm_run.sh's
+// `set -u`: "unbound variable"), unless it is kept.
 func TestScrubbedVariableIsNamed(t *testing.T) {
 	tr := newTree(t)
 	tr.env["SLURM_LOCALID"] = "3"
@@ -422,7 +425,7 @@ func TestPlanRunsNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tr.ws, "slurmrun")); err == nil {
 		t.Error("plan wrote a result file")
 	}
-	data, _ := os.ReadFile(filepath.Join(tr.ws, ".coveragerc"))
+	data := must.Read(t, filepath.Join(tr.ws, ".coveragerc"))
 	if !strings.Contains(string(data), "---wheel_path---") {
 		t.Error("plan rewrote the coverage config")
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // pyxisUp makes sure the local Slurm has pyxis and enroot
@@ -41,18 +43,18 @@ func pyxisImageWith(t testing.TB, files map[string]string) string {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"usr/local/bin", "usr/bin", "usr/lib", "usr/lib64", "usr/sbin", "etc", "tmp", "proc", "sys", "dev", "run", "root", "var/tmp"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
+		must.Do(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	for link, target := range map[string]string{"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"} {
-		os.Symlink(target, filepath.Join(root, link))
+		must.Do(t, os.Symlink(target, filepath.Join(root, link)))
 	}
 	data, err := os.ReadFile(binary)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(root, "usr/local/bin/slurmrun"), data, 0o755)
+	must.Do(t, os.WriteFile(filepath.Join(root, "usr/local/bin/slurmrun"), data, 0o755))
 	for name, content := range files {
-		os.WriteFile(filepath.Join(root, name), []byte(content), 0o755)
+		must.Do(t, os.WriteFile(filepath.Join(root, name), []byte(content), 0o755))
 	}
 	img := filepath.Join(dir, "slurmrun.sqsh")
 	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-all-root", "-quiet").CombinedOutput(); err != nil {
@@ -82,7 +84,7 @@ func pyxisTree(t *testing.T) *tree {
 	for _, k := range []string{"SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NUM_NODES"} {
 		delete(tr.env, k)
 	}
-	os.MkdirAll(tr.ws, 0o755)
+	must.Do(t, os.MkdirAll(tr.ws, 0o755))
 	return tr
 }
 
@@ -252,7 +254,7 @@ func TestPyxisLaunch(t *testing.T) {
 	waitJob(t, id, 3*time.Minute)
 	s, log := j.summary(t, id)
 	if s.ExitCode != 0 {
-		roles, _ := os.ReadFile(filepath.Join(j.tr.ws, "disagg_server.log"))
+		roles := must.Read(t, filepath.Join(j.tr.ws, "disagg_server.log"))
 		t.Fatalf("exit code %d\n%s\ndisagg_server.log:\n%s", s.ExitCode, log, roles)
 	}
 	for role, ranks := range map[string]int{"GEN_0": 2, "CTX_0": 2, "DISAGG_SERVER": 1, "BENCHMARK": 1} {

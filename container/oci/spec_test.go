@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // checkOf runs CheckSpec on a bundle whose rootfs holds the given files.
@@ -13,11 +15,11 @@ func checkOf(t *testing.T, o SpecOptions, rootfsFiles ...string) []Finding {
 	bundle := t.TempDir()
 	rootfs := filepath.Join(bundle, "rootfs")
 	for _, f := range rootfsFiles {
-		os.MkdirAll(filepath.Dir(filepath.Join(rootfs, f)), 0o755)
+		must.Do(t, os.MkdirAll(filepath.Dir(filepath.Join(rootfs, f)), 0o755))
 		if strings.HasSuffix(f, "/") {
-			os.MkdirAll(filepath.Join(rootfs, f), 0o755)
+			must.Do(t, os.MkdirAll(filepath.Join(rootfs, f), 0o755))
 		} else {
-			os.WriteFile(filepath.Join(rootfs, f), []byte("x"), 0o755)
+			must.Do(t, os.WriteFile(filepath.Join(rootfs, f), []byte("x"), 0o755))
 		}
 	}
 	s := NewSpec(o)
@@ -40,7 +42,7 @@ var mountPoints = []string{"proc/", "dev/", "sys/", "tmp/"}
 
 func TestCheckSpecJudgesPathsAsTheContainerSeesThem(t *testing.T) {
 	host := t.TempDir()
-	os.MkdirAll(filepath.Join(host, "res"), 0o755)
+	must.Do(t, os.MkdirAll(filepath.Join(host, "res"), 0o755))
 	emptyUsr := t.TempDir()
 	tests := []struct {
 		name    string

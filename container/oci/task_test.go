@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/slurmrun/slurmrun/internal/must"
 )
 
 // An id that is not one plain name cannot place the task's bundle, or its
@@ -17,7 +19,7 @@ func TestTaskBundleConfinesTheID(t *testing.T) {
 	if err := WriteSpec(bundle, s); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	before := must.Read(t, filepath.Join(bundle, "config.json"))
 	nodes := func(string) ([]string, error) { return []string{"node1"}, nil }
 	for _, id := range []string{"../bundle", "..", "a/b", "/abs", ""} {
 		if dir, err := TaskBundle(bundle, state, id, TaskIdentity{Node: "node1"}, nodes); err == nil {
