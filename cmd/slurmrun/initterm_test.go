@@ -144,7 +144,7 @@ func TestExecHandsTheTerminalToTheChild(t *testing.T) {
 // ^D typed at the terminal ends tac's input, as without slurmrun.
 func TestExecTacEndsOnCtrlD(t *testing.T) {
 	p := newPtySession(t, []string{"PATH=" + os.Getenv("PATH")}, binary, "exec", "--", "tac")
-	time.Sleep(300 * time.Millisecond)
+	waitForeground(t, p.cmd.Process.Pid, "tac")
 	p.send("one\ntwo\n\x04")
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit code %d: %q", code, p.output())
@@ -163,7 +163,8 @@ func TestJobControlInAPtySession(t *testing.T) {
 	p.expect("PROMPT> ", 1)
 	p.send(binary + " exec -- sh -c 'echo child=$$; exec sleep 300'\n")
 	p.expect("child=", 1)
-	time.Sleep(200 * time.Millisecond)
+	// The child has exec'd sleep and holds the terminal: ^Z is for it.
+	waitForeground(t, p.cmd.Process.Pid, "sleep")
 	var init, child int
 	for _, pid := range descendantsNamed(p.cmd.Process.Pid, "slurmrun") {
 		init = pid
@@ -195,6 +196,31 @@ func TestJobControlInAPtySession(t *testing.T) {
 	p.expect("PROMPT> ", 4)
 	p.send("exit\n")
 	p.wait()
+}
+
+// waitForeground waits until a process named name below pid is in the
+// terminal's foreground process group (its tpgid is its pgrp): input typed
+// now goes to it.
+func waitForeground(t *testing.T, pid int, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, p := range descendantsNamed(pid, name) {
+			stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+			if err != nil {
+				continue
+			}
+			// After the command's closing parenthesis: state ppid pgrp session tty_nr tpgid.
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			if len(f) > 5 && f[2] == f[5] {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the terminal's foreground below %d", name, pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // descendantsNamed lists the processes below pid whose command is name.

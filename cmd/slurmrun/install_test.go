@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/slurmrun/slurmrun/embed"
 
@@ -200,8 +199,10 @@ func TestStaleInstallLockIsNotThisRuns(t *testing.T) {
 	for _, stale := range []string{"ok\n", "run 1@1\nok\n"} {
 		must.Do(t, os.WriteFile(lock, []byte(stale), 0o644))
 		c1, o1, e1 := start(t, asLocalRank(env, 1), "run")
-		time.Sleep(1500 * time.Millisecond)
-		if !alive(c1.Process.Pid) || strings.Contains(o1.String(), "Pytest finished") {
+		// Rank 1 says it waits for the lock, and is still waiting: it has not
+		// gone on to the wheel lookup, nor exited.
+		waitOutput(t, o1, "Waiting for install lock")
+		if !alive(c1.Process.Pid) || strings.Contains(o1.String(), "TRTLLM WHEEL PATH") {
 			t.Fatalf("stale lock %q: rank 1 did not wait:\n%s\n%s", stale, o1, e1)
 		}
 		r0 := runBin(t, env, "run")

@@ -261,7 +261,12 @@ func TestRanksShareTheCoverageConfig(t *testing.T) {
 	tr.env["pytestCommand"] = tr.pytest("test_demo.py", "-k", "'coverage or perf'")
 	env1 := asLocalRank(tr.env, 1)
 	c1, o1, e1 := start(t, env1, "run")
-	time.Sleep(500 * time.Millisecond)
+	// Rank 1 has found the wheel and goes on to the coverage config, which
+	// still holds the placeholder: rank 0 has not started.
+	waitOutput(t, o1, "TRTLLM WHEEL PATH")
+	if cov := string(must.Read(t, tr.env["coverageConfigFile"])); !strings.Contains(cov, "---wheel_path---") {
+		t.Fatalf("the coverage config was written before rank 0 ran:\n%s", cov)
+	}
 	r0 := runBin(t, tr.env, "run")
 	r1 := wait(t, c1, o1, e1)
 	if r0.code != 0 || r1.code != 0 {
