@@ -39,6 +39,8 @@ type Flow struct {
 
 	codes  result.ExitCodes
 	result *result.Rank
+	// planning: the steps run for `slurmrun plan` and change nothing.
+	planning bool
 }
 
 // Step is one named piece of the flow.
@@ -52,23 +54,30 @@ type Step struct {
 	Run  func(ctx context.Context, f *Flow) error
 	// Skip says why the step does not apply to this rank, or "".
 	Skip func(f *Flow) string
+	// Plan says that the step only checks and derives the environment
+	// pytest gets: `slurmrun plan` runs it too, its output discarded.
+	Plan bool
+	// When is the condition, known only at run time, under which it runs.
+	When string
 }
 
-// Steps is the flow in the order slurm_run.sh runs it.
-var Steps = []Step{
-	{Name: "workdir", Run: enterResourcePath},
-	{Name: "git-safe-directory", Run: allowAnyGitDirectory},
-	{Name: "install", Run: installInline, Skip: skipInstall},
-	{Name: "gb200-coherent", Run: checkCoherentMapping, Skip: skipUnlessGB200},
-	{Name: "llmapi-launch", Run: prepareLauncher},
-	{Name: "wheel-path", Run: resolveWheelPath},
-	{Name: "coverage-config", Run: shareCoverageConfig, Skip: skipCoverage},
-	{Name: "library-path", Run: prependLibraryPath},
-	{Name: "full-command", Run: printFullCommand},
-	{Name: "single-node-scrub", Run: scrubSingleNode, Skip: skipScrub},
-	{Name: "pytest", Tail: true, Run: runPytest},
-	{Name: "usage-error-diagnostics", Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError},
-	{Name: "perf", Tail: true, Run: checkPerf, Skip: skipPerf},
+// steps is the flow in the order slurm_run.sh runs it.
+func steps() []Step {
+	return []Step{
+		{Name: "workdir", Run: enterResourcePath, Plan: true},
+		{Name: "git-safe-directory", Run: allowAnyGitDirectory, Plan: true},
+		{Name: "install", Run: installInline, Skip: skipInstall},
+		{Name: "gb200-coherent", Run: checkCoherentMapping, Skip: skipUnlessGB200},
+		{Name: "llmapi-launch", Run: prepareLauncher, Plan: true},
+		{Name: "wheel-path", Run: resolveWheelPath, Plan: true},
+		{Name: "coverage-config", Run: shareCoverageConfig, Skip: skipCoverage},
+		{Name: "library-path", Run: prependLibraryPath, Plan: true},
+		{Name: "full-command", Run: printFullCommand, Plan: true},
+		{Name: "single-node-scrub", Run: scrubSingleNode, Skip: skipScrub, Plan: true},
+		{Name: "pytest", Tail: true, Run: runPytest},
+		{Name: "usage-error-diagnostics", Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError, When: "only if pytest exits with 4"},
+		{Name: "perf", Tail: true, Run: checkPerf, Skip: skipPerf},
+	}
 }
 
 // StepError is a step's failure with the exit code it gives the rank.
@@ -103,7 +112,7 @@ func NewFlow(cfg *config.Run, environ []string, red *redact.Redactor, log *logru
 // prints the final Rank line and writes the result file.
 func (f *Flow) Run(ctx context.Context) int {
 	failed := false
-	for _, st := range Steps {
+	for _, st := range steps() {
 		rec := begin(f.result, st.Name)
 		switch {
 		case ctx.Err() != nil:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -44,40 +43,28 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "  %s=%s\n", nv[0], f.red.Value(nv[0], nv[1]))
 	}
 
+	// The steps that only derive pytest's environment run as they would,
+	// their own lines discarded; the others are described.
+	out, errOut := f.out, f.errOut
+	f.out, f.errOut, f.planning = io.Discard, io.Discard, true
+	defer func() { f.out, f.errOut, f.planning = out, errOut, false }()
+	f.childEnv = f.env.Clone()
 	fmt.Fprintln(w, "\nSteps:")
-	for i, st := range Steps {
+	for i, st := range steps() {
 		what := "runs"
-		if st.Skip != nil {
+		if st.When != "" {
+			what += " " + st.When
+		} else if st.Skip != nil {
 			if why := st.Skip(f); why != "" {
 				what = "skipped: " + why
 			}
 		}
-		if st.Name == "usage-error-diagnostics" {
-			what = "runs only if pytest exits with 4"
+		if st.Plan && what == "runs" {
+			if err := st.Run(ctx, f); err != nil {
+				what = fmt.Sprintf("would fail: %v", err)
+			}
 		}
 		fmt.Fprintf(w, "  %2d. %-24s %s\n", i+1, st.Name, what)
-	}
-
-	// Derive pytest's environment the way the steps would, without their output.
-	_ = allowAnyGitDirectory(ctx, f)
-	f.env.Set("PWD", f.defsDir)
-	loc, err := f.WheelLocation(ctx)
-	if err != nil {
-		loc = "<tensorrt_llm location>"
-		fmt.Fprintf(w, "\nWheel lookup failed (%v); using %s below.\n", err, loc)
-	}
-	f.wheelDir = loc
-	filled, _, err := f.command.Fill(WheelPlaceholder, loc)
-	if err != nil {
-		return err
-	}
-	f.command = filled
-	f.env.Set("pytestCommand", filled.Text)
-	cur, _ := f.env.Get("LD_LIBRARY_PATH")
-	f.env.Set("LD_LIBRARY_PATH", WithLibraryPath(cur, filepath.Join(loc, "tensorrt_llm", "libs")))
-	f.childEnv = f.env.Clone()
-	if skipScrub(f) == "" {
-		Scrub(f.childEnv, f.cfg.KeepEnv)
 	}
 
 	fmt.Fprintf(w, "\nCommands (in %s):\n", f.defsDir)

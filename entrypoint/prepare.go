@@ -100,8 +100,10 @@ func prepareLauncher(_ context.Context, f *Flow) error {
 	if err != nil {
 		return stepFailed(1, "trtllm-llmapi-launch: %w", err)
 	}
-	if err := os.Chmod(launcher, fi.Mode().Perm()|0o111); err != nil {
-		return stepFailed(1, "chmod +x trtllm-llmapi-launch: %w", err)
+	if !f.planning {
+		if err := os.Chmod(launcher, fi.Mode().Perm()|0o111); err != nil {
+			return stepFailed(1, "chmod +x trtllm-llmapi-launch: %w", err)
+		}
 	}
 	if fi, err := os.Stat(f.defsDir); err != nil || !fi.IsDir() {
 		return stepFailed(1, "integration test directory %s is missing", f.defsDir)

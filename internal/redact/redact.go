@@ -58,7 +58,10 @@ var (
 	// scheme://user:password@ — the password goes, the user stays.
 	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:'"]*):([^/?#@\s'"]+)@`)
 	// key=value inside connection strings and query strings.
-	secretPair = regexp.MustCompile(`(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd|Secret|ClientSecret|client_secret|Token|access_token|refresh_token|ApiKey|api_key|apikey|sig|X-Amz-Signature|X-Amz-Credential)=([^;&\s'"]+)`)
+	secretPair = regexp.MustCompile(`(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password|Secret|ClientSecret|client_secret|Token|access_token|refresh_token|ApiKey|api_key|apikey|sig|X-Amz-Signature|X-Amz-Credential)=([^;&\s'"]+)`)
+	// ODBC's Pwd=, inside a connection string only: PWD= alone is the
+	// working directory.
+	connPassword = regexp.MustCompile(`(?i)(;\s*Pwd)=([^;&\s'"]+)`)
 	// NAME=value, the value plain or quoted.
 	assignment = regexp.MustCompile(`\b([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|[^\s;&|]+)`)
 	// Token shapes that are secret wherever they appear.
@@ -104,6 +107,7 @@ func (r *Redactor) String(s string) string {
 	}
 	s = urlPassword.ReplaceAllString(s, "${1}:"+Mask+"@")
 	s = secretPair.ReplaceAllString(s, "${1}="+Mask)
+	s = connPassword.ReplaceAllString(s, "${1}="+Mask)
 	s = assignment.ReplaceAllStringFunc(s, func(m string) string {
 		name, _, _ := strings.Cut(m, "=")
 		if Name(name) {

@@ -40,6 +40,10 @@ func TestString(t *testing.T) {
 		{"GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0=*", "GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0=*"},
 		{"abc is too short to mask; https://host/path no userinfo", "abc is too short to mask; https://host/path no userinfo"},
 		{"--trtllm-wheel=/usr/lib/python3/dist-packages/tensorrt_llm/ -k 'not cpu'", "--trtllm-wheel=/usr/lib/python3/dist-packages/tensorrt_llm/ -k 'not cpu'"},
+		// PWD is the working directory; Pwd= is ODBC's password inside a connection string.
+		{"+ PWD=/ws/defs OLDPWD=/ws", "+ PWD=/ws/defs OLDPWD=/ws"},
+		{"DRIVER={ODBC};SERVER=db;UID=app;PWD=s3cret;", "DRIVER={ODBC};SERVER=db;UID=app;PWD=" + Mask + ";"},
+		{"Server=db; Uid=app; Pwd=s3cret", "Server=db; Uid=app; Pwd=" + Mask},
 	}
 	for _, tt := range tests {
 		if got := r.String(tt.in); got != tt.want {
