@@ -211,7 +211,7 @@ func cancelMidPytest(t *testing.T, tr *tree, mark, script string) string {
 	j := &disaggJob{tr: tr, out: tr.dir, env: tr.env}
 	id := j.submitScript(t, script)
 	if !waitFile(mark, 2*time.Minute) {
-		log := must.Read(t, filepath.Join(tr.ws, "job-output.log"))
+		log := must.Show(filepath.Join(tr.ws, "job-output.log"))
 		t.Fatalf("pytest never started sleeping\n%s", log)
 	}
 	time.Sleep(500 * time.Millisecond)

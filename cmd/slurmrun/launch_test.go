@@ -112,7 +112,7 @@ func waitJob(t testing.TB, id string, limit time.Duration) {
 
 func (j *disaggJob) summary(t *testing.T, id string) (result.Launch, string) {
 	t.Helper()
-	log := must.Read(t, filepath.Join(j.tr.ws, "job-output.log"))
+	log := must.Show(filepath.Join(j.tr.ws, "job-output.log"))
 	data, err := os.ReadFile(filepath.Join(j.tr.ws, "slurmrun", "launch.job"+id+".json"))
 	if err != nil {
 		t.Fatalf("no summary: %v\njob log:\n%s", err, log)
@@ -254,7 +254,7 @@ func TestLaunchCancelled(t *testing.T) {
 	j.env["ROLE_BENCH_SECONDS"] = "120"
 	id := j.submit(t)
 	if !waitFile(filepath.Join(j.out, "benchmark_started"), time.Minute) {
-		log := must.Read(t, filepath.Join(j.tr.ws, "job-output.log"))
+		log := must.Show(filepath.Join(j.tr.ws, "job-output.log"))
 		t.Fatalf("the benchmark never started; job log:\n%s", log)
 	}
 	time.Sleep(300 * time.Millisecond)

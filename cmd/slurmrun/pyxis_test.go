@@ -254,7 +254,7 @@ func TestPyxisLaunch(t *testing.T) {
 	waitJob(t, id, 3*time.Minute)
 	s, log := j.summary(t, id)
 	if s.ExitCode != 0 {
-		roles := must.Read(t, filepath.Join(j.tr.ws, "disagg_server.log"))
+		roles := must.Show(filepath.Join(j.tr.ws, "disagg_server.log"))
 		t.Fatalf("exit code %d\n%s\ndisagg_server.log:\n%s", s.ExitCode, log, roles)
 	}
 	for role, ranks := range map[string]int{"GEN_0": 2, "CTX_0": 2, "DISAGG_SERVER": 1, "BENCHMARK": 1} {

@@ -23,3 +23,13 @@ func Read(tb testing.TB, path string) []byte {
 	Do(tb, err)
 	return data
 }
+
+// Show is what a file holds, or why it cannot be read: for a failure
+// message, where the missing file is part of what went wrong.
+func Show(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return string(data)
+}
