@@ -24,7 +24,8 @@ func baseEnv(extra ...string) []string {
 }
 
 func TestLoadConfigReadsCamelCaseNames(t *testing.T) {
-	cfg, err := loadRun(baseEnv("perfMode=true", "coverageConfigFile=/ws/.coveragerc", "jobWorkspace=/ws",
+	ws := t.TempDir()
+	cfg, err := loadRun(baseEnv("perfMode=true", "coverageConfigFile=/ws/.coveragerc", "jobWorkspace="+ws,
 		"SLURM_PROCID=010", "SLURM_JOB_NUM_NODES=2", "DISAGG_SERVING_TYPE=GEN_3", "SLURMRUN_KEEP_ENV=SLURM_LOCALID,PMI_FD",
 		"SLURMRUN_COVERAGE_TIMEOUT=90s"), NeedRun)
 	if err != nil {
@@ -33,7 +34,7 @@ func TestLoadConfigReadsCamelCaseNames(t *testing.T) {
 	if cfg.ResourcePathNode != "/tmp" || cfg.StageName != "A100-PyTorch-Disagg-1" || cfg.PytestCommand != "pytest x" {
 		t.Errorf("camelCase strings not read: %+v", cfg)
 	}
-	if !cfg.PerfMode || cfg.CoverageConfigFile != "/ws/.coveragerc" || cfg.JobWorkspace != "/ws" {
+	if !cfg.PerfMode || cfg.CoverageConfigFile != "/ws/.coveragerc" || cfg.JobWorkspace != ws {
 		t.Errorf("optional camelCase values not read: %+v", cfg)
 	}
 	if cfg.Rank != 10 {
