@@ -229,7 +229,7 @@ func (f *Flow) resultDir() string {
 	return result.Dir(ws)
 }
 
-// enterResourcePath checks the seed's `cd $resourcePathNode`. slurmrun never
+// enterResourcePath checks slurm_run.sh's `cd $resourcePathNode` (line 8). slurmrun never
 // changes its own directory: each command gets its directory explicitly.
 func enterResourcePath(_ context.Context, f *Flow) error {
 	fi, err := os.Stat(f.cfg.ResourcePathNode)

@@ -35,7 +35,7 @@ func (f *Flow) Prepare() error {
 
 // allowAnyGitDirectory makes `safe.directory = *` part of the configuration
 // of every git that pytest starts, through git's GIT_CONFIG_COUNT variables.
-// Unlike the seed's `git config --global --add` on rank 0, no file is
+// Unlike slurm_run.sh's `git config --global --add` on rank 0 (lines 33-36), no file is
 // shared between ranks, so there is nothing to race on and every rank has it.
 func allowAnyGitDirectory(_ context.Context, f *Flow) error {
 	n := 0
@@ -182,7 +182,7 @@ func resolveWheelPath(ctx context.Context, f *Flow) error {
 		f.log.WithField("role", f.cfg.Role).Info("no wheel-path placeholder in this role's command")
 	}
 	f.command = filled
-	// The seed assigns the filled command back to the exported variable.
+	// slurm_run.sh (line 61) assigns the filled command back to the exported variable.
 	f.env.Set("pytestCommand", filled.Text)
 	return nil
 }

@@ -49,7 +49,7 @@ func (f *Flow) interpret(ctx context.Context) (code int, shellErr string) {
 		interp.Env(expand.ListEnviron(f.childEnv.List()...)),
 		interp.Dir(f.defsDir),
 		interp.StdIO(os.Stdin, f.stdout, errs),
-		// nounset, as under the seed's `set -u`.
+		// nounset, as under slurm_run.sh's `set -u` (line 4).
 		interp.Params("-u"),
 		interp.CallHandler(refuseBuiltins),
 		interp.ExecHandlers(f.supervised),
