@@ -14,11 +14,12 @@ import (
 //go:embed all:demo
 var demo goembed.FS
 
+//go:embed report.html.tmpl
+var reportTemplate string
+
 // ReportTemplate is the html/template of report.html: the page
 // `slurmrun report` writes, self-contained (inline CSS and SVG, no script).
-//
-//go:embed report.html.tmpl
-var ReportTemplate string
+func ReportTemplate() string { return reportTemplate }
 
 // DemoTree is the miniature tree: TensorRT-LLM/src (launcher, integration
 // defs with conftest, pytest.ini, tests and perf scripts), site/ (an

@@ -28,7 +28,7 @@ const (
 	charWidth   = 6 // of the 10px font a bar's step name is printed in
 )
 
-var pageTemplate = template.Must(template.New("report").Parse(embed.ReportTemplate))
+var pageTemplate = template.Must(template.New("report").Parse(embed.ReportTemplate()))
 
 // page is what the template prints; every position is worked out here.
 type page struct {
