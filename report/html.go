@@ -28,7 +28,11 @@ const (
 	charWidth   = 6 // of the 10px font a bar's step name is printed in
 )
 
-var pageTemplate = template.Must(template.New("report").Parse(embed.ReportTemplate()))
+// pageTemplate is parsed when a page is made, not when slurmrun starts:
+// most of its processes (the init, each rank) never make one.
+func pageTemplate() (*template.Template, error) {
+	return template.New("report").Parse(embed.ReportTemplate())
+}
 
 // page is what the template prints; every position is worked out here.
 type page struct {
@@ -171,7 +175,11 @@ func (j *Job) HTML(w io.Writer) error {
 			p.Launch = append(p.Launch, lr)
 		}
 	}
-	return pageTemplate.Execute(w, p)
+	tmpl, err := pageTemplate()
+	if err != nil {
+		return err
+	}
+	return tmpl.Execute(w, p)
 }
 
 // WriteHTML writes the page at path, through a temporary name.
