@@ -40,6 +40,8 @@ type Run struct {
 	HostNodeName    string        `envconfig:"HOST_NODE_NAME" desc:"host name printed by the install (default: the FQDN)"`
 	Python          string        `envconfig:"SLURMRUN_PYTHON" default:"python3" desc:"interpreter for pip, the wheel lookup and the perf scripts"`
 	KeepEnv         []string      `envconfig:"SLURMRUN_KEEP_ENV" desc:"comma-separated names the single-node scrub keeps (e.g. SLURM_LOCALID)"`
+	Hooks           string        `envconfig:"SLURMRUN_HOOKS" desc:"directory whose pre-pytest.d/ and post-pytest.d/ executables run, in name order, before and after pytest on every rank (see the README)"`
+	HookTimeout     time.Duration `envconfig:"SLURMRUN_HOOK_TIMEOUT" default:"10m" desc:"limit of one hook"`
 	CoverageTimeout time.Duration `envconfig:"SLURMRUN_COVERAGE_TIMEOUT" default:"10m" desc:"how long ranks other than 0 wait for the coverage config"`
 	InstallTimeout  time.Duration `envconfig:"SLURMRUN_INSTALL_TIMEOUT" default:"2h" desc:"how long local ranks other than 0 wait for the install"`
 	InstallRetries  Count         `envconfig:"SLURMRUN_INSTALL_RETRIES" default:"3" desc:"attempts of each install command"`
@@ -112,6 +114,7 @@ func (c *Run) check(set map[string]string) []string {
 	problems = append(problems, positive(set, map[string]time.Duration{
 		"SLURMRUN_COVERAGE_TIMEOUT": c.CoverageTimeout, "SLURMRUN_INSTALL_TIMEOUT": c.InstallTimeout,
 		"SLURMRUN_DOWNLOAD_TIMEOUT": c.DownloadTimeout, "SLURMRUN_PIP_TIMEOUT": c.PipTimeout,
+		"SLURMRUN_HOOK_TIMEOUT": c.HookTimeout,
 	})...)
 	if c.RetryDelay < 0 {
 		problems = append(problems, "SLURMRUN_INSTALL_RETRY_DELAY: want a non-negative duration")
@@ -133,6 +136,13 @@ func (c *Run) pathProblems(need Needs) []string {
 			problems = append(problems, fmt.Sprintf("resourcePathNode=%q: %v", c.ResourcePathNode, errors.Unwrap(err)))
 		} else if !fi.IsDir() {
 			problems = append(problems, fmt.Sprintf("resourcePathNode=%q: not a directory", c.ResourcePathNode))
+		}
+	}
+	if c.Hooks != "" {
+		if fi, err := os.Stat(c.Hooks); err != nil {
+			problems = append(problems, fmt.Sprintf("SLURMRUN_HOOKS=%q: %v", c.Hooks, errors.Unwrap(err)))
+		} else if !fi.IsDir() {
+			problems = append(problems, fmt.Sprintf("SLURMRUN_HOOKS=%q: not a directory", c.Hooks))
 		}
 	}
 	if c.CoverageConfigFile != "" {

@@ -41,6 +41,10 @@ type Flow struct {
 	result *result.Rank
 	// planning: the steps run for `slurmrun plan` and change nothing.
 	planning bool
+	// hooks are SLURMRUN_HOOKS's executables by phase; hookGroups the
+	// process groups of the pre hooks that ran, swept after the post hooks.
+	hooks      map[string][]string
+	hookGroups []int
 }
 
 // Step is one named piece of the flow.
@@ -59,10 +63,15 @@ type Step struct {
 	Plan bool
 	// When is the condition, known only at run time, under which it runs.
 	When string
+	// Always steps run after a failure or a cancellation too: they clean up.
+	Always bool
 }
 
-// steps is the flow in the order slurm_run.sh runs it.
-func steps() []Step {
+// steps is this rank's flow: slurm_run.sh's steps with the hooks.
+func (f *Flow) steps() []Step { return f.withHooks(baseSteps()) }
+
+// baseSteps is the flow in the order slurm_run.sh runs it.
+func baseSteps() []Step {
 	return []Step{
 		{Name: "workdir", Run: enterResourcePath, Plan: true},
 		{Name: "git-safe-directory", Run: allowAnyGitDirectory, Plan: true},
@@ -112,9 +121,10 @@ func NewFlow(cfg *config.Run, environ []string, red *redact.Redactor, log *logru
 // prints the final Rank line and writes the result file.
 func (f *Flow) Run(ctx context.Context) int {
 	failed := false
-	for _, st := range steps() {
+	for _, st := range f.steps() {
 		rec := begin(f.result, st.Name)
 		switch {
+		case st.Always:
 		case ctx.Err() != nil:
 			// Also after a step that the cancellation ended.
 			skip(rec, result.Cancelled, fmt.Sprintf("cancelled: %v", context.Cause(ctx)))

@@ -50,7 +50,7 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 	defer func() { f.out, f.errOut, f.planning = out, errOut, false }()
 	f.childEnv = f.env.Clone()
 	fmt.Fprintln(w, "\nSteps:")
-	for i, st := range steps() {
+	for i, st := range f.steps() {
 		what := "runs"
 		if st.When != "" {
 			what += " " + st.When

@@ -26,6 +26,12 @@ func (f *Flow) Prepare() error {
 		return &StepError{Code: 2, Err: err}
 	}
 	f.command = cmd
+	f.hooks = map[string][]string{}
+	for _, phase := range []string{prePytest, postPytest} {
+		if f.hooks[phase], err = findHooks(f.cfg.Hooks, phase); err != nil {
+			return &StepError{Code: 2, Err: err}
+		}
+	}
 	if f.cfg.Role.NeedsPlaceholder() && !strings.Contains(cmd.Text, WheelPlaceholder) {
 		fmt.Fprintf(f.errOut, "Error: placeholder '%s' not found in the command\n", WheelPlaceholder)
 		return &StepError{Code: 1, Err: fmt.Errorf("pytestCommand has no %s", WheelPlaceholder)}
