@@ -132,6 +132,8 @@ func typeName(t reflect.Type) string {
 		return "switch"
 	case reflect.TypeOf(Role("")):
 		return "role"
+	case reflect.TypeOf(Profile("")):
+		return "profile"
 	}
 	return t.Kind().String()
 }
@@ -154,7 +156,13 @@ func WriteUsage(w io.Writer, spec Spec) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.name, f.typ, f.def, f.desc)
 	}
 	fmt.Fprintln(tw, "\nAn empty variable counts as unset.")
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n, ok := spec.(interface{ notes(io.Writer) }); ok {
+		n.notes(w)
+	}
+	return nil
 }
 
 // positive names each duration that is not above zero.

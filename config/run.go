@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +41,7 @@ type Run struct {
 	HostNodeName    string        `envconfig:"HOST_NODE_NAME" desc:"host name printed by the install (default: the FQDN)"`
 	Python          string        `envconfig:"SLURMRUN_PYTHON" default:"python3" desc:"interpreter for pip, the wheel lookup and the perf scripts"`
 	KeepEnv         []string      `envconfig:"SLURMRUN_KEEP_ENV" desc:"comma-separated names the single-node scrub keeps (e.g. SLURM_LOCALID)"`
+	Profile         Profile       `envconfig:"SLURMRUN_PROFILE" default:"seed" desc:"seed, perfsanity or current: which later slurm_run.sh behaviours the flow has (listed below)"`
 	Hooks           string        `envconfig:"SLURMRUN_HOOKS" desc:"directory whose pre-pytest.d/ and post-pytest.d/ executables run, in name order, before and after pytest on every rank (see the README)"`
 	HookTimeout     time.Duration `envconfig:"SLURMRUN_HOOK_TIMEOUT" default:"10m" desc:"limit of one hook"`
 	CoverageTimeout time.Duration `envconfig:"SLURMRUN_COVERAGE_TIMEOUT" default:"10m" desc:"how long ranks other than 0 wait for the coverage config"`
@@ -182,6 +184,8 @@ func writableDir(dir string) error {
 		return nil
 	}
 }
+
+func (c *Run) notes(w io.Writer) { writeProfiles(w) }
 
 // DirectoryVariables names the variables that hold host directories the
 // flow works in: a container must have them mounted.

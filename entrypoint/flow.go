@@ -67,8 +67,9 @@ type Step struct {
 	Always bool
 }
 
-// steps is this rank's flow: slurm_run.sh's steps with the hooks.
-func (f *Flow) steps() []Step { return f.withHooks(baseSteps()) }
+// steps is this rank's flow: slurm_run.sh's steps, the profile's and the
+// hooks.
+func (f *Flow) steps() []Step { return f.withHooks(f.withProfile(baseSteps())) }
 
 // baseSteps is the flow in the order slurm_run.sh runs it.
 func baseSteps() []Step {

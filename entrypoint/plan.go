@@ -43,6 +43,15 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "  %s=%s\n", nv[0], f.red.Value(nv[0], nv[1]))
 	}
 
+	fmt.Fprintf(w, "\nProfile %s (SLURMRUN_PROFILE):\n", f.cfg.Profile)
+	for _, b := range config.Behaviours() {
+		state := "off"
+		if f.on(b.Name) {
+			state = "on"
+		}
+		fmt.Fprintf(w, "  %-24s %-3s %s\n", b.Name, state, b.Upstream)
+	}
+
 	// The steps that only derive pytest's environment run as they would,
 	// their own lines discarded; the others are described.
 	out, errOut := f.out, f.errOut

@@ -176,6 +176,10 @@ func resolveWheelPath(ctx context.Context, f *Flow) error {
 	}
 	f.wheelDir = loc
 	fmt.Fprintf(f.out, "TRTLLM WHEEL PATH: %s\n", loc)
+	if f.on("placeholder-by-role") && !f.cfg.Role.NeedsPlaceholder() {
+		f.log.WithField("role", f.cfg.Role).Info("the wheel placeholder is left as it is for this role (profile)")
+		return nil
+	}
 	filled, n, err := f.command.Fill(WheelPlaceholder, loc)
 	if err != nil {
 		return stepFailed(1, "%w", err)
@@ -309,6 +313,9 @@ func printFullCommand(_ context.Context, f *Flow) error {
 }
 
 func skipScrub(f *Flow) string {
+	if f.on("scrub-roles") && (f.cfg.Role == "DISAGG_SERVER" || f.cfg.Role == "BENCHMARK") {
+		return ""
+	}
 	if f.cfg.NumNodes != 1 {
 		return fmt.Sprintf("job has %d nodes", f.cfg.NumNodes)
 	}
@@ -344,7 +351,12 @@ func Scrub(env *Env, keep []string) []string {
 // (slurm_run.sh, under `set -u` from line 4, would die on it with
 // "unbound variable").
 func scrubSingleNode(_ context.Context, f *Flow) error {
-	removed := Scrub(f.childEnv, f.cfg.KeepEnv)
+	var removed []string
+	if f.on("scrub-keep-list") {
+		removed = ScrubKeepList(f.childEnv, f.cfg.KeepEnv)
+	} else {
+		removed = Scrub(f.childEnv, f.cfg.KeepEnv)
+	}
 	gone := make(map[string]bool, len(removed))
 	for _, n := range removed {
 		gone[n] = true

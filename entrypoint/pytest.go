@@ -24,6 +24,12 @@ import (
 // eval. Every program it starts goes through the Supervisor.
 func runPytest(ctx context.Context, f *Flow) error {
 	code, shellErr := f.interpret(ctx)
+	if code == 4 && shellErr == "" && ctx.Err() == nil && f.on("usage-error-retry") {
+		var err error
+		if code, shellErr, err = f.retryAfterUsageError(ctx); err != nil {
+			return stepFailed(4, "retry after the usage error: %w", err)
+		}
+	}
 	f.codes.Pytest = intp(code)
 	fmt.Fprintf(f.out, "Rank%d Pytest finished execution with exit code %d\n", f.cfg.Rank, code)
 	if shellErr != "" {
@@ -33,6 +39,25 @@ func runPytest(ctx context.Context, f *Flow) error {
 		return stepFailed(code, "pytestCommand failed")
 	}
 	return nil
+}
+
+// retryAfterUsageError clears pytest's caches and runs the command once more
+// with -c pytest.ini, as later slurm_run.sh versions do against pytest's
+// intermittent "unrecognized arguments" (exit code 4).
+func (f *Flow) retryAfterUsageError(ctx context.Context) (int, string, error) {
+	fmt.Fprintln(f.out, "Pytest exited with 4 (usage error): clearing __pycache__ and .pytest_cache, retrying once with -c pytest.ini")
+	if err := purgePytestCaches(f.defsDir); err != nil {
+		return 4, "", err
+	}
+	retry, err := ParseCommand(f.command.Text + " -c pytest.ini")
+	if err != nil {
+		return 4, "", err
+	}
+	first := f.command
+	f.command = retry
+	defer func() { f.command = first }()
+	code, shellErr := f.interpret(ctx)
+	return code, shellErr, nil
 }
 
 // interpret runs f.command in f.childEnv from the defs directory and returns

@@ -86,11 +86,14 @@ type ExitCodes struct {
 	PerfCheck *int `json:"perf_check"`
 	// PerfReport is the perf report's own code.
 	PerfReport *int `json:"perf_report"`
+	// PerfSanity is perf_regression_check.py's code (profiles with the
+	// PerfSanity tail).
+	PerfSanity *int `json:"perf_sanity,omitempty"`
 }
 
 // Final is the rank's exit code, with slurm_run.sh's precedence: a failed
 // setup step, else pytest's code if it is non-zero, else the perf check's
-// if it is non-zero, else 0.
+// if it is non-zero, else the PerfSanity check's (@38660dfb), else 0.
 func (c ExitCodes) Final() int {
 	switch {
 	case c.Setup != 0:
@@ -99,6 +102,8 @@ func (c ExitCodes) Final() int {
 		return *c.Pytest
 	case c.PerfCheck != nil && *c.PerfCheck != 0:
 		return *c.PerfCheck
+	case c.PerfSanity != nil && *c.PerfSanity != 0:
+		return *c.PerfSanity
 	}
 	return 0
 }

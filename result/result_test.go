@@ -72,6 +72,8 @@ func TestExitCodePrecedence(t *testing.T) {
 		{"no perf tail", ExitCodes{Pytest: code(5)}, 5},
 		{"killed by signal", ExitCodes{Pytest: code(137)}, 137},
 		{"setup failure", ExitCodes{Setup: 3}, 3},
+		{"perf sanity after the perf check", ExitCodes{Pytest: code(0), PerfCheck: code(2), PerfSanity: code(1)}, 2},
+		{"perf sanity alone", ExitCodes{Pytest: code(0), PerfCheck: code(0), PerfSanity: code(1)}, 1},
 	} {
 		if got := tt.codes.Final(); got != tt.want {
 			t.Errorf("%s: Final() = %d, want %d", tt.name, got, tt.want)
