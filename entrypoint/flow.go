@@ -51,9 +51,9 @@ type Flow struct {
 type Step struct {
 	Name string
 	// Tail steps come after pytest: their failure does not stop the flow
-	// (what slurm_run.sh means by its `set +e` around pytest, which its ERR
-	// trap on line 5 defeats). A failing step before
-	// pytest skips every later step, the tail included.
+	// (what slurm_run.sh means by its `set +e` around pytest, which its
+	// ERR trap on line 5 defeats). A failing step before pytest skips
+	// every later step, the tail included.
 	Tail bool
 	Run  func(ctx context.Context, f *Flow) error
 	// Skip says why the step does not apply to this rank, or "".
