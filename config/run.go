@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurmrun/slurmrun/internal/safename"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // Run is everything the per-rank flow (`slurmrun run`, `install`, `plan`)
@@ -157,7 +158,7 @@ func (c *Run) pathProblems(need Needs) []string {
 		if dir == "" {
 			name, dir = "the working directory (jobWorkspace is not set)", "."
 		}
-		if err := writableDir(filepath.Join(dir, "slurmrun")); err != nil {
+		if err := writableDir(result.Dir(dir)); err != nil {
 			problems = append(problems, fmt.Sprintf("%s=%q: result files cannot be written: %v", name, dir, err))
 		}
 	}

@@ -46,15 +46,14 @@ type ociFlags struct {
 //	RunTimeRun="slurmrun oci-run --bundle %b --id %n.%u.%j.%s.%t --node %n --task %t"
 func runOCI(in *invocation, f ociFlags) int {
 	stdout, stderr := in.stdout, in.stderr
-	bundle, id, node, task, runtime, root, stateDir := &f.bundle, &f.id, &f.node, &f.task, &f.runtime, &f.root, &f.stateDir
-	if *bundle == "" || *id == "" || *node == "" {
+	if f.bundle == "" || f.id == "" || f.node == "" {
 		fmt.Fprintln(stderr, "slurmrun oci-run: --bundle, --id and --node are required")
 		return 2
 	}
-	entry := newLogger(logAt(logrus.InfoLevel), stderr).WithField("container", *id)
+	entry := newLogger(logAt(logrus.InfoLevel), stderr).WithField("container", f.id)
 	sup := proc.New(entry, in.signals)
 	hostnames := func(list string) ([]string, error) { return launch.Hostnames(context.Background(), sup, list) }
-	dir, err := oci.TaskBundle(*bundle, *stateDir, *id, oci.TaskIdentity{Node: *node, LocalTask: *task}, hostnames)
+	dir, err := oci.TaskBundle(f.bundle, f.stateDir, f.id, oci.TaskIdentity{Node: f.node, LocalTask: f.task}, hostnames)
 	if err != nil {
 		fmt.Fprintf(stderr, "slurmrun oci-run: %v\n", err)
 		return 1
@@ -69,7 +68,7 @@ func runOCI(in *invocation, f ociFlags) int {
 	// is Slurm's, as for the flow.
 	_, stop := sup.ForwardSignals(context.Background(), grace)
 	defer stop()
-	cmd := exec.Command(*runtime, "--root="+*root, "run", "--bundle", dir, *id)
+	cmd := exec.Command(f.runtime, "--root="+f.root, "run", "--bundle", dir, f.id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	if cmd.Err != nil {
 		fmt.Fprintf(stderr, "slurmrun oci-run: %v\n", cmd.Err)
@@ -77,7 +76,7 @@ func runOCI(in *invocation, f ociFlags) int {
 	}
 	st, err := sup.Run(cmd)
 	if err != nil {
-		fmt.Fprintf(stderr, "slurmrun oci-run: %s: %v\n", *runtime, err)
+		fmt.Fprintf(stderr, "slurmrun oci-run: %s: %v\n", f.runtime, err)
 	}
 	return st.Code
 }

@@ -4,9 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/slurmrun/slurmrun/report"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 func reportCommand() *command {
@@ -40,7 +40,7 @@ func makeReport(w io.Writer, dir, job string, workspaces ...string) error {
 		return err
 	}
 	if dir == "" {
-		dir = filepath.Join(workspaces[0], "slurmrun")
+		dir = result.Dir(workspaces[0])
 	}
 	page, junit, err := j.Write(dir)
 	if err != nil {

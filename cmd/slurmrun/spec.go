@@ -43,11 +43,10 @@ type specFlags struct {
 // with --check says what an existing bundle would miss.
 func runSpec(in *invocation, f specFlags) int {
 	stdout, stderr := in.stdout, in.stderr
-	bundle, shm, binds := &f.bundle, &f.shm, f.binds
 	if f.check != "" {
 		return checkBundle(f.check, stdout, stderr)
 	}
-	if *bundle == "" {
+	if f.bundle == "" {
 		// Never a config.json in whatever directory this happens to run in:
 		// it holds the job's whole environment, secrets included.
 		fmt.Fprintln(stderr, "slurmrun spec: --bundle DIR is required (config.json holds the job's environment and is written with mode 0600)")
@@ -59,10 +58,10 @@ func runSpec(in *invocation, f specFlags) int {
 		o.Args = []string{"/usr/local/bin/slurmrun", "run"}
 	}
 	o.ShmBytes = halfMemory()
-	if *shm != "" {
-		n, ok := oci.ParseSize(*shm)
+	if f.shm != "" {
+		n, ok := oci.ParseSize(f.shm)
 		if !ok {
-			fmt.Fprintf(stderr, "slurmrun spec: --shm-size %q: want bytes or a k, m or g size\n", *shm)
+			fmt.Fprintf(stderr, "slurmrun spec: --shm-size %q: want bytes or a k, m or g size\n", f.shm)
 			return 2
 		}
 		o.ShmBytes = n
@@ -75,7 +74,7 @@ func runSpec(in *invocation, f specFlags) int {
 		o.Binds = append(o.Binds, oci.Bind{Source: p, Destination: p})
 	}
 	o.Cwd = cfg.JobWorkspace
-	for _, b := range binds {
+	for _, b := range f.binds {
 		parsed, err := oci.ParseBind(b)
 		if err != nil {
 			fmt.Fprintf(stderr, "slurmrun spec: %v\n", err)
@@ -83,11 +82,11 @@ func runSpec(in *invocation, f specFlags) int {
 		}
 		o.Binds = append(o.Binds, parsed)
 	}
-	if err := oci.WriteSpec(*bundle, oci.NewSpec(o)); err != nil {
+	if err := oci.WriteSpec(f.bundle, oci.NewSpec(o)); err != nil {
 		fmt.Fprintf(stderr, "slurmrun spec: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s/config.json (mode 0600: it holds the job's environment)\n", *bundle)
+	fmt.Fprintf(stdout, "wrote %s/config.json (mode 0600: it holds the job's environment)\n", f.bundle)
 	return 0
 }
 
