@@ -329,14 +329,24 @@ var scrubPrefixes = []string{"PMI", "MPI", "OMPI", "SLURM"}
 // Scrub removes the PMI, PMIX, MPI, OMPI and SLURM variables from env, except
 // SLURM_PROCID and the names in keep, and returns the removed names.
 func Scrub(env *Env, keep []string) []string {
-	kept := map[string]bool{"SLURM_PROCID": true}
+	return scrub(env, scrubPrefixes, keep, func(name string) bool { return name == "SLURM_PROCID" })
+}
+
+// scrub removes from env each variable whose name starts with one of
+// prefixes, except the names in keep and those kept says to keep, and
+// returns the removed names.
+func scrub(env *Env, prefixes, keep []string, kept func(string) bool) []string {
+	keepSet := make(map[string]bool, len(keep))
 	for _, k := range keep {
-		kept[k] = true
+		keepSet[k] = true
 	}
 	var removed []string
 	for _, name := range env.Names() {
-		for _, p := range scrubPrefixes {
-			if strings.HasPrefix(name, p) && !kept[name] {
+		if keepSet[name] || kept(name) {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
 				env.Unset(name)
 				removed = append(removed, name)
 				break

@@ -100,20 +100,7 @@ func keptByKeepList(name string) bool {
 // names in keep, sets the single-node transports, and returns the removed
 // names.
 func ScrubKeepList(env *Env, keep []string) []string {
-	kept := map[string]bool{}
-	for _, k := range keep {
-		kept[k] = true
-	}
-	var removed []string
-	for _, name := range env.Names() {
-		for _, p := range keepListPrefixes {
-			if strings.HasPrefix(name, p) && !kept[name] && !keptByKeepList(name) {
-				env.Unset(name)
-				removed = append(removed, name)
-				break
-			}
-		}
-	}
+	removed := scrub(env, keepListPrefixes, keep, keptByKeepList)
 	for _, kv := range singleNodeTransports {
 		env.Set(kv[0], kv[1])
 	}
