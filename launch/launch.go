@@ -408,7 +408,7 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 		case e := <-exits:
 			l.record(e)
 			if e.run != benchmark && e.status.Code != 0 && firstFailure == "" {
-				what, code := l.failure(e.run.Role, e.status.Code)
+				what, code := failure(e.run.Role, e.status.Code, l.roleResults(e.run.Role))
 				firstFailure = fmt.Sprintf("%s before the benchmark finished. Check %s", what, e.run.Log)
 				l.stop(runs, exits, "another step failed")
 				return code
@@ -440,7 +440,7 @@ wait:
 	}
 	l.stop(runs, exits, "benchmark finished")
 	if benchmark.code != 0 {
-		what, code := l.failure(benchmark.Role, benchmark.code)
+		what, code := failure(benchmark.Role, benchmark.code, l.roleResults(benchmark.Role))
 		firstFailure = fmt.Sprintf("Benchmark failed: %s. Check %s", what, benchmark.Log)
 		return code
 	}
@@ -452,10 +452,10 @@ wait:
 // from the ranks' records: srun's code is often another rank's, killed by
 // --kill-on-bad-exit (143). Ranks that a signal ended are the stopped ones,
 // not the cause. Without such a record it is srun's code.
-func (l *Launcher) failure(role string, srunCode int) (what string, code int) {
+func failure(role string, srunCode int, ranks []*result.Rank) (what string, code int) {
 	var first *result.Rank
 	var firstEnd time.Time
-	for _, res := range l.roleResults(role) {
+	for _, res := range ranks {
 		if res.Final == 0 || res.Signal != "" {
 			continue
 		}
@@ -496,6 +496,7 @@ func allDone(runs []*stepRun) bool {
 // per-rank result files their `slurmrun run` wrote.
 func (l *Launcher) summarize(runs []*stepRun, code int) {
 	sum := result.Launch{JobID: l.cfg.JobID, ExitCode: code}
+	ranks := map[string][]*result.Rank{} // each role's records, read once
 	for _, r := range runs {
 		row := result.LaunchStep{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes, Started: r.start.UTC()}
 		if r.done {
@@ -505,7 +506,8 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 		} else {
 			row.DurationMS = time.Since(r.start).Milliseconds()
 		}
-		for _, res := range l.roleResults(r.Role) {
+		ranks[r.Role] = l.roleResults(r.Role)
+		for _, res := range ranks[r.Role] {
 			row.Ranks++
 			row.StepID = res.StepID
 			row.RankCodes = append(row.RankCodes, res.Final)
@@ -525,7 +527,7 @@ func (l *Launcher) summarize(runs []*stepRun, code int) {
 			exit += " (stopped: " + s.StoppedBy + ")"
 		case s.ExitCode != nil && *s.ExitCode != 0:
 			// srun's code may be a rank that --kill-on-bad-exit ended.
-			if what, code := l.failure(s.Role, *s.ExitCode); code != *s.ExitCode {
+			if what, code := failure(s.Role, *s.ExitCode, ranks[s.Role]); code != *s.ExitCode {
 				exit += " (" + strings.TrimPrefix(what, s.Role+" ") + ")"
 			}
 		}

@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/internal/must"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // srun keeps only its last --container-env: the user's names and launch's
@@ -139,5 +141,30 @@ func TestDefaultBinary(t *testing.T) {
 	}
 	if b := defaultBinary([]string{"-N2"}); b == ImageBinary || !filepath.IsAbs(b) {
 		t.Errorf("host step: %s", b)
+	}
+}
+
+// The failure a step reports is its first failing rank's own code, not a
+// rank --kill-on-bad-exit stopped, nor srun's code when a record says more.
+func TestFailure(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	rank := func(n, final int, signal string, ms float64) *result.Rank {
+		return &result.Rank{Rank: n, Final: final, Signal: signal, Started: t0,
+			Steps: []*result.Step{{Name: "pytest", Start: t0, DurationMS: ms}}}
+	}
+	for _, tt := range []struct {
+		ranks []*result.Rank
+		what  string
+		code  int
+	}{
+		{nil, "GEN_0 failed with exit code 143", 143},
+		{[]*result.Rank{rank(0, 143, "terminated", 10), rank(1, 3, "", 20)}, "GEN_0 rank 1 exited 3", 3},
+		{[]*result.Rank{rank(0, 4, "", 30), rank(1, 3, "", 20)}, "GEN_0 rank 1 exited 3", 3},
+		{[]*result.Rank{rank(1, 4, "", 20), rank(0, 3, "", 20)}, "GEN_0 rank 0 exited 3", 3},
+		{[]*result.Rank{rank(0, 0, "", 20)}, "GEN_0 failed with exit code 143", 143},
+	} {
+		if what, code := failure("GEN_0", 143, tt.ranks); what != tt.what || code != tt.code {
+			t.Errorf("%q %d, want %q %d", what, code, tt.what, tt.code)
+		}
 	}
 }
