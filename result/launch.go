@@ -1,13 +1,9 @@
 package result
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/slurmrun/slurmrun/internal/atomicfile"
 )
 
 // Launch is what `slurmrun launch` leaves in the job workspace: the job's
@@ -40,29 +36,12 @@ func LaunchFile(workspace, job string) string {
 
 // Write writes the summary into the workspace and returns its path.
 func (l *Launch) Write(workspace string) (string, error) {
-	data, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("encode launch summary: %w", err)
-	}
 	path := LaunchFile(workspace, l.JobID)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("launch summary: %w", err)
-	}
-	return path, atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+	return path, writeJSON(path, "launch summary", l, nil)
 }
 
 // ReadLaunch reads a launch summary.
-func ReadLaunch(path string) (*Launch, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var l Launch
-	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, fmt.Errorf("launch summary %s: %w", path, err)
-	}
-	return &l, nil
-}
+func ReadLaunch(path string) (*Launch, error) { return readJSON[Launch](path, "launch summary") }
 
 // LaunchFiles lists a workspace's launch summaries.
 func LaunchFiles(workspace string) ([]string, error) {

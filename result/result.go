@@ -123,28 +123,40 @@ func (r *Rank) FileName() string {
 // Write writes the record into dir, secrets masked (step details quote
 // errors, and errors quote URLs and commands), and returns its path.
 func (r *Rank) Write(dir string, red *redact.Redactor) (string, error) {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("encode result: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("result directory: %w", err)
-	}
 	path := filepath.Join(dir, r.FileName())
-	return path, atomicfile.WriteFile(path, append([]byte(red.String(string(data))), '\n'), 0o644)
+	return path, writeJSON(path, "result", r, red.String)
 }
 
 // Read reads one rank's record.
-func Read(path string) (*Rank, error) {
+func Read(path string) (*Rank, error) { return readJSON[Rank](path, "result file") }
+
+// writeJSON writes v as indented JSON at path, through a temporary name,
+// making its directory; scrub, when given, masks what must not be written.
+func writeJSON(path, what string, v any, scrub func(string) string) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", what, err)
+	}
+	if scrub != nil {
+		data = []byte(scrub(string(data)))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("%s directory: %w", what, err)
+	}
+	return atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// readJSON reads the JSON file at path into a T.
+func readJSON[T any](path, what string) (*T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var r Rank
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("result file %s: %w", path, err)
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	return &r, nil
+	return &v, nil
 }
 
 // Files lists the records in a job workspace: of job (any when empty), of
