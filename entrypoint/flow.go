@@ -143,6 +143,16 @@ func (f *Flow) Run(ctx context.Context) int {
 		}
 		start := time.Now()
 		err := st.Run(ctx, f)
+		if err != nil && ctx.Err() == nil && killedByTermination(codeOf(err)) {
+			// Slurm (proctrack, crun kill -a) signals every process of the
+			// step at once: the command can be gone before slurmrun's own
+			// SIGTERM is handled. Give it a moment, so the record says what
+			// ended the step.
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 		finish(rec, err, proc.TerminatingSignal(ctx) != 0)
 		fields := logrus.Fields{"step": st.Name, "duration": time.Since(start).Round(time.Millisecond)}
 		if err == nil {
@@ -167,24 +177,8 @@ func (f *Flow) Run(ctx context.Context) int {
 		}
 	}
 	final := f.codes.Final()
-	if f.codes.Pytest != nil && killedByTermination(*f.codes.Pytest) && ctx.Err() == nil {
-		// Slurm (proctrack, crun kill -a) signals every process of the step
-		// at once: pytest can be gone before slurmrun's own SIGTERM is
-		// handled. Give it a moment, so the record says what ended the run.
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 	if sig := proc.TerminatingSignal(ctx); sig != 0 {
 		f.result.Signal = sig.String()
-		// A step that Slurm's own signal ended before slurmrun's handler
-		// ran was recorded as failed: it was the cancellation.
-		for _, st := range f.result.Steps {
-			if st.Outcome == result.Failed && st.ExitCode != nil && killedByTermination(*st.ExitCode) {
-				st.Outcome = result.Cancelled
-			}
-		}
 		switch {
 		case final == 0 && f.codes.Pytest == nil:
 			final = 128 + int(sig)
