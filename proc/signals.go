@@ -44,6 +44,7 @@ func (s *Supervisor) ForwardSignals(parent context.Context, grace time.Duration)
 			signal.Ignore(sig)
 		}
 	}
+	s.held.handTo(sigs)
 	quit := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {

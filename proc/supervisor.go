@@ -27,6 +27,7 @@ import (
 type Supervisor struct {
 	log     *logrus.Entry
 	signals container.SignalState // what each command starts with
+	held    *Held                 // signals caught before ForwardSignals
 
 	mu     sync.Mutex
 	groups map[int]struct{}

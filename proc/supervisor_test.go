@@ -211,3 +211,28 @@ func TestForwardSignalsSlurmSemantics(t *testing.T) {
 		t.Errorf("remaining grace %v after the kill", r)
 	}
 }
+
+// A SIGTERM that comes before ForwardSignals is held, not fatal, and
+// cancels the job once ForwardSignals runs.
+func TestHeldSignalReachesForwardSignals(t *testing.T) {
+	held := Hold(container.SignalState{})
+	unix.Kill(os.Getpid(), unix.SIGTERM) // the process lives on: the hold has it
+	deadline := time.Now().Add(5 * time.Second)
+	for len(held.ch) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if len(held.ch) == 0 {
+		t.Fatal("the hold did not get the SIGTERM")
+	}
+	s := newSupervisor(t).Holding(held)
+	ctx, stop := s.ForwardSignals(context.Background(), time.Second)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held SIGTERM did not cancel the job")
+	}
+	if sig := TerminatingSignal(ctx); sig != unix.SIGTERM {
+		t.Fatalf("terminating signal %v", sig)
+	}
+}

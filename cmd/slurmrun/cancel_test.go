@@ -22,7 +22,12 @@ import (
 func TestSigtermAtEachStep(t *testing.T) {
 	// A download that never ends: the server accepts and says nothing.
 	hang := make(chan struct{})
+	requested := make(chan struct{}, 16) // a download has begun
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case requested <- struct{}{}:
+		default:
+		}
 		select {
 		case <-hang:
 		case <-r.Context().Done():
@@ -39,7 +44,14 @@ func TestSigtermAtEachStep(t *testing.T) {
 	}{
 		{"install download", func(t *testing.T) map[string]string {
 			return installEnv(t, srv.URL+"/llm.tar.gz")
-		}, func(string) bool { return true }},
+		}, func(string) bool {
+			select {
+			case <-requested:
+				return true
+			default:
+				return false
+			}
+		}},
 		{"install lock wait", func(t *testing.T) map[string]string {
 			env := installEnv(t, srv.URL+"/llm.tar.gz")
 			env["SLURM_LOCALID"], env["SLURM_PROCID"] = "1", "1"

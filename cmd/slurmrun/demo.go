@@ -60,7 +60,7 @@ func runDemo(in *invocation, dir string, ranks int) int {
 		fmt.Fprintf(stderr, "slurmrun demo: %v\n", err)
 		return 1
 	}
-	sup := proc.New(newLogger(logAt(logrus.InfoLevel), stderr), in.signals)
+	sup := proc.New(newLogger(logAt(logrus.InfoLevel), stderr), in.signals).Holding(in.held)
 	ctx, stop := sup.ForwardSignals(context.Background(), entrypointGrace)
 	defer stop()
 

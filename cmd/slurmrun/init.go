@@ -9,6 +9,7 @@ import (
 
 	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // runUnderInit makes slurmrun the init and runs the job as its child: the
@@ -39,10 +40,12 @@ func runJobCommand(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "slurmrun %s: %v\n", jobCommand, err)
 		return 2
 	}
+	// From here a SIGTERM waits for the command's handler, not kills it.
+	held := proc.Hold(signals)
 	c := lookup(args[2])
 	if c == nil || !c.underInit {
 		fmt.Fprintf(stderr, "slurmrun %s: unknown command %q\n", jobCommand, args[2])
 		return 2
 	}
-	return invoke(c, args[3:], signals, stdout, stderr)
+	return invoke(c, args[3:], signals, held, stdout, stderr)
 }

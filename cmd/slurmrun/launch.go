@@ -43,7 +43,7 @@ func runLaunch(in *invocation, dryRun bool, argsFile string) int {
 	// hold the roles' commands).
 	red := redact.New(in.environ)
 	log := newLogger(cfg.Logs, red.Writer(in.stderr)).WithField("job", cfg.JobID)
-	sup := proc.New(log, in.signals)
+	sup := proc.New(log, in.signals).Holding(in.held)
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
 	l := launch.NewLauncher(cfg, srunArgs, in.environ, log, sup, red.Writer(in.stdout))

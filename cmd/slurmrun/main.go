@@ -17,6 +17,7 @@ import (
 
 	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/container"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 // version and commit are set with -ldflags -X at build time.
@@ -53,6 +54,7 @@ type invocation struct {
 	args    []string // what is left after the flags
 	environ []string // the process environment, as the command found it
 	signals container.SignalState
+	held    *proc.Held // the job's terminating signals until it forwards them
 	stdout  *os.File
 	stderr  *os.File
 }
@@ -84,7 +86,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		switch args[0] {
 		case "-h", "-help", "--help", "help":
 			if len(args) > 1 && args[0] == "help" && lookup(args[1]) != nil {
-				return invoke(lookup(args[1]), []string{"--help"}, container.Inherited(), stdout, stderr)
+				return invoke(lookup(args[1]), []string{"--help"}, container.Inherited(), nil, stdout, stderr)
 			}
 			writeUsage(stdout)
 			return 0
@@ -109,12 +111,12 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		return runUnderInit(c.name, args, stdout, stderr)
 	}
-	return invoke(c, args, container.Inherited(), stdout, stderr)
+	return invoke(c, args, container.Inherited(), nil, stdout, stderr)
 }
 
 // invoke parses c's flags and runs it.
-func invoke(c *command, args []string, signals container.SignalState, stdout, stderr *os.File) int {
-	in := &invocation{name: c.name, args: args, environ: os.Environ(), signals: signals, stdout: stdout, stderr: stderr}
+func invoke(c *command, args []string, signals container.SignalState, held *proc.Held, stdout, stderr *os.File) int {
+	in := &invocation{name: c.name, args: args, environ: os.Environ(), signals: signals, held: held, stdout: stdout, stderr: stderr}
 	if c.raw != nil {
 		return c.raw(in)
 	}

@@ -51,7 +51,7 @@ func runOCI(in *invocation, f ociFlags) int {
 		return 2
 	}
 	entry := newLogger(logAt(logrus.InfoLevel), stderr).WithField("container", f.id)
-	sup := proc.New(entry, in.signals)
+	sup := proc.New(entry, in.signals).Holding(in.held)
 	hostnames := func(list string) ([]string, error) { return launch.Hostnames(context.Background(), sup, list) }
 	dir, err := oci.TaskBundle(f.bundle, f.stateDir, f.id, oci.TaskIdentity{Node: f.node, LocalTask: f.task}, hostnames)
 	if err != nil {

@@ -53,7 +53,7 @@ func runFlow(in *invocation, need config.Needs) int {
 		return 2
 	}
 	log := newLogger(cfg.Logs, says).WithFields(logrus.Fields{"rank": int(cfg.Rank), "role": cfg.Role.Name()})
-	sup := proc.New(log, in.signals)
+	sup := proc.New(log, in.signals).Holding(in.held)
 	ctx, stop := sup.ForwardSignals(context.Background(), cfg.Grace)
 	defer stop()
 
