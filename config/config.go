@@ -132,6 +132,8 @@ func typeName(t reflect.Type) string {
 		return "switch"
 	case reflect.TypeOf(Role("")):
 		return "role"
+	case reflect.TypeOf(OptInList(nil)):
+		return "list"
 	case reflect.TypeOf(Profile("")):
 		return "profile"
 	}

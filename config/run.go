@@ -29,12 +29,14 @@ type Run struct {
 	JobWorkspace       string `envconfig:"jobWorkspace" desc:"shared job directory; result files go to <jobWorkspace>/slurmrun (default: the working directory)"`
 	LLMTarfile         string `envconfig:"llmTarfile" desc:"URL or path of the TensorRT-LLM tarball (aggregated stages)"`
 	TarName            string `envconfig:"tarName" desc:"file name of the downloaded tarball (aggregated stages)"`
+	InfraDryRun        bool   `envconfig:"infraDryRun" default:"false" desc:"an infrastructure dry run: profiles from main-2026-08 install on Disagg stages too"`
 
 	Rank            Rank          `envconfig:"SLURM_PROCID" default:"0" desc:"global rank; rank 0 rewrites the coverage config and runs the perf tail"`
 	LocalRank       Rank          `envconfig:"SLURM_LOCALID" default:"0" desc:"rank on this node; local rank 0 installs, the others wait"`
 	NodeID          Rank          `envconfig:"SLURM_NODEID" default:"0" desc:"node index in the job"`
 	JobID           string        `envconfig:"SLURM_JOB_ID" default:"local" desc:"job id (lock and result file names)"`
-	StepID          string        `envconfig:"SLURM_STEP_ID" desc:"step id (result file)"`
+	StepID          string        `envconfig:"SLURM_STEP_ID" desc:"step id (result file, rank barrier)"`
+	NTasks          Count         `envconfig:"SLURM_NTASKS" default:"1" desc:"tasks in the step; the rank barrier waits for this many when it survives the scrub"`
 	RestartCount    Rank          `envconfig:"SLURM_RESTART_COUNT" default:"0" desc:"requeue count (lock names differ per requeue)"`
 	NumNodes        Count         `envconfig:"SLURM_JOB_NUM_NODES" default:"1" desc:"nodes in the job; 1 scrubs PMI/MPI/SLURM variables from pytest's environment"`
 	LDLibraryPath   string        `envconfig:"LD_LIBRARY_PATH" desc:"library path; <wheel>/tensorrt_llm/libs is prepended unless it is an entry"`
@@ -42,9 +44,11 @@ type Run struct {
 	HostNodeName    string        `envconfig:"HOST_NODE_NAME" desc:"host name printed by the install (default: the FQDN)"`
 	Python          string        `envconfig:"SLURMRUN_PYTHON" default:"python3" desc:"interpreter for pip, the wheel lookup and the perf scripts"`
 	KeepEnv         []string      `envconfig:"SLURMRUN_KEEP_ENV" desc:"comma-separated names the single-node scrub keeps (e.g. SLURM_LOCALID)"`
-	Profile         Profile       `envconfig:"SLURMRUN_PROFILE" default:"seed" desc:"seed, perfsanity or current: which later slurm_run.sh behaviours the flow has (listed below)"`
+	Profile         Profile       `envconfig:"SLURMRUN_PROFILE" default:"seed" desc:"the upstream slurm_run.sh version the flow reproduces (listed below)"`
+	OptIn           OptInList     `envconfig:"SLURMRUN_OPT_IN" desc:"comma-separated side-branch behaviours no profile has (listed below)"`
 	Hooks           string        `envconfig:"SLURMRUN_HOOKS" desc:"directory whose pre-pytest.d/ and post-pytest.d/ executables run, in name order, before and after pytest on every rank (see the README)"`
 	HookTimeout     time.Duration `envconfig:"SLURMRUN_HOOK_TIMEOUT" default:"10m" desc:"limit of one hook"`
+	BarrierTimeout  time.Duration `envconfig:"SLURMRUN_BARRIER_TIMEOUT" default:"3600s" desc:"how long a rank waits at the rank barrier for the others"`
 	CoverageTimeout time.Duration `envconfig:"SLURMRUN_COVERAGE_TIMEOUT" default:"10m" desc:"how long ranks other than 0 wait for the coverage config"`
 	InstallTimeout  time.Duration `envconfig:"SLURMRUN_INSTALL_TIMEOUT" default:"2h" desc:"how long local ranks other than 0 wait for the install"`
 	InstallRetries  Count         `envconfig:"SLURMRUN_INSTALL_RETRIES" default:"3" desc:"attempts of each install command"`
@@ -56,10 +60,20 @@ type Run struct {
 	Common
 	Logs
 	NvidiaSMI Switch `envconfig:"SLURMRUN_NVIDIA_SMI" default:"auto" desc:"run nvidia-smi during the install: on, off, or auto (when it is on PATH)"`
+
+	// Version is the profile's upstream version with the opt-ins applied,
+	// resolved once when the configuration is read.
+	Version Version `ignored:"true"`
 }
 
-// Aggregated reports whether the stage installs inline (no "Disagg" in its name).
+// Aggregated reports whether the stage is aggregated (no "Disagg" in its name).
 func (c *Run) Aggregated() bool { return !strings.Contains(c.StageName, "Disagg") }
+
+// Installs reports whether `run` installs inline: on aggregated stages, and
+// on infrastructure dry runs in versions that do.
+func (c *Run) Installs() bool {
+	return c.Aggregated() || (c.InfraDryRun && c.Version.InstallOnDryRun)
+}
 
 // Needs selects the requirements that depend on the command.
 type Needs int
@@ -75,10 +89,11 @@ const (
 // bundle's check as much as for the run.
 func (c *Run) Required() []string {
 	names := []string{"resourcePathNode", "stageName"}
-	if c.Need == NeedRun {
+	if c.Need == NeedRun || c.Version.Has(InstallMain) {
+		// main's installer requires it too: --run-ray in it adds ray.
 		names = append(names, "pytestCommand")
 	}
-	if c.Need == NeedInstall || c.Aggregated() {
+	if c.Need == NeedInstall || c.Installs() {
 		names = append(names, "llmTarfile", "tarName")
 	}
 	return names
@@ -87,20 +102,12 @@ func (c *Run) Required() []string {
 func (c *Run) check(set map[string]string) []string {
 	need := c.Need
 	problems := append(c.Common.check(set), c.Logs.check(set)...)
-	require := func(name string) {
-		if strings.TrimSpace(set[name]) == "" {
-			problems = append(problems, name+": must be set and non-empty")
-		}
+	v, err := Resolve(c.Profile, c.OptIn)
+	if err != nil {
+		problems = append(problems, "SLURMRUN_PROFILE: "+err.Error())
 	}
-	require("resourcePathNode")
-	require("stageName")
-	if need == NeedRun {
-		require("pytestCommand")
-	}
-	if need == NeedInstall || c.Aggregated() {
-		require("llmTarfile")
-		require("tarName")
-	}
+	c.Version = v
+	problems = append(problems, required(set, c.Required()...)...)
 	if c.TarName != "" && (strings.ContainsRune(c.TarName, '/') || c.TarName == "." || c.TarName == "..") {
 		problems = append(problems, fmt.Sprintf("tarName=%q: want a plain file name", c.TarName))
 	}
@@ -117,7 +124,7 @@ func (c *Run) check(set map[string]string) []string {
 	problems = append(problems, positive(set, map[string]time.Duration{
 		"SLURMRUN_COVERAGE_TIMEOUT": c.CoverageTimeout, "SLURMRUN_INSTALL_TIMEOUT": c.InstallTimeout,
 		"SLURMRUN_DOWNLOAD_TIMEOUT": c.DownloadTimeout, "SLURMRUN_PIP_TIMEOUT": c.PipTimeout,
-		"SLURMRUN_HOOK_TIMEOUT": c.HookTimeout,
+		"SLURMRUN_HOOK_TIMEOUT": c.HookTimeout, "SLURMRUN_BARRIER_TIMEOUT": c.BarrierTimeout,
 	})...)
 	if c.RetryDelay < 0 {
 		problems = append(problems, "SLURMRUN_INSTALL_RETRY_DELAY: want a non-negative duration")

@@ -67,27 +67,53 @@ type Step struct {
 	Always bool
 }
 
-// steps is this rank's flow: slurm_run.sh's steps, the profile's and the
-// hooks.
-func (f *Flow) steps() []Step { return f.withHooks(f.withProfile(baseSteps())) }
-
-// baseSteps is the flow in the order slurm_run.sh runs it.
-func baseSteps() []Step {
-	return []Step{
-		{Name: "workdir", Run: enterResourcePath, Plan: true},
-		{Name: "git-safe-directory", Run: allowAnyGitDirectory, Plan: true},
-		{Name: "install", Run: installInline, Skip: skipInstall},
-		{Name: "gb200-coherent", Run: checkCoherentMapping, Skip: skipUnlessGB200},
-		{Name: "llmapi-launch", Run: prepareLauncher, Plan: true},
-		{Name: "wheel-path", Run: resolveWheelPath, Plan: true},
-		{Name: "coverage-config", Run: shareCoverageConfig, Skip: skipCoverage},
-		{Name: "library-path", Run: prependLibraryPath, Plan: true},
-		{Name: "full-command", Run: printFullCommand, Plan: true},
-		{Name: "single-node-scrub", Run: scrubSingleNode, Skip: skipScrub, Plan: true},
-		{Name: "pytest", Tail: true, Run: runPytest},
-		{Name: "usage-error-diagnostics", Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError, When: "only if pytest exits with 4"},
-		{Name: "perf", Tail: true, Run: checkPerf, Skip: skipPerf},
+// steps is this rank's flow: the steps of its profile's version, in the
+// order config resolved them, the hooks expanded.
+func (f *Flow) steps() []Step {
+	var out []Step
+	for _, s := range f.cfg.Version.Steps {
+		switch s {
+		case config.PreHooks:
+			out = append(out, f.hookSteps(prePytest)...)
+		case config.PostHooks:
+			out = append(out, f.hookSteps(postPytest)...)
+		default:
+			st, ok := implementations[s]
+			if !ok {
+				panic("entrypoint: no implementation of step variant " + s.Variant) // a row of config.Versions without its code
+			}
+			st.Name = s.Name
+			out = append(out, st)
+		}
 	}
+	return out
+}
+
+// implementations is the code of each step variant config.Versions names,
+// in the order the seed runs them.
+var implementations = map[config.Step]Step{
+	config.Workdir:          {Run: enterResourcePath, Plan: true},
+	config.GitSafeDirectory: {Run: allowAnyGitDirectory, Plan: true},
+	config.GitConfigMain:    {Run: configureGit, Plan: true},
+	config.InstallSeed:      {Run: installInline, Skip: skipInstall},
+	config.InstallMain:      {Run: installInline, Skip: skipInstall},
+	config.GB200Coherent:    {Run: checkCoherentMapping, Skip: skipUnlessGB200},
+	config.LLMAPILaunch:     {Run: prepareLauncher, Plan: true},
+	config.WheelPathFill:    {Run: resolveWheelPath(fillAlways), Plan: true},
+	config.WheelPathByRole:  {Run: resolveWheelPath(fillByRole), Plan: true},
+	config.WheelPathPrint:   {Run: resolveWheelPath(fillNever), Plan: true},
+	config.CoverageConfig:   {Run: shareCoverageConfig, Skip: skipCoverage},
+	config.LibraryPath:      {Run: prependLibraryPath, Plan: true},
+	config.RuntimeEnv:       {Run: setUpRuntimeEnv, Plan: true},
+	config.FullCommand:      {Run: printFullCommand, Plan: true},
+	config.ScrubSeed:        {Run: scrubSingleNode(Scrub), Skip: skipScrub, Plan: true},
+	config.ScrubKeepList:    {Run: scrubSingleNode(ScrubKeepList), Skip: skipScrub, Plan: true},
+	config.RankBarrier:      {Run: waitForAllRanks, Skip: skipBarrier},
+	config.Pytest:           {Tail: true, Run: runPytest},
+	config.S3Drain:          {Tail: true, Run: drainS3Spool, Skip: skipS3Drain},
+	config.UsageDiagnostics: {Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError, When: "only if pytest exits with 4"},
+	config.Perf:             {Tail: true, Run: checkPerf, Skip: skipPerf},
+	config.PerfSanity:       {Tail: true, Run: checkPerfSanity, Skip: skipPerfSanity},
 }
 
 // StepError is a step's failure with the exit code it gives the rank.
@@ -98,6 +124,16 @@ type StepError struct {
 
 func (e *StepError) Error() string { return fmt.Sprintf("%v (exit code %d)", e.Err, e.Code) }
 func (e *StepError) Unwrap() error { return e.Err }
+
+// IgnoredError is a step's failure that changes nothing: the step is
+// recorded as done, with the code and why.
+type IgnoredError struct {
+	Code int
+	Err  error
+}
+
+func (e *IgnoredError) Error() string { return fmt.Sprintf("%v (exit code %d)", e.Err, e.Code) }
+func (e *IgnoredError) Unwrap() error { return e.Err }
 
 func stepFailed(code int, format string, args ...any) error {
 	return &StepError{Code: code, Err: fmt.Errorf(format, args...)}
@@ -155,6 +191,10 @@ func (f *Flow) Run(ctx context.Context) int {
 		}
 		finish(rec, err, proc.TerminatingSignal(ctx) != 0)
 		fields := logrus.Fields{"step": st.Name, "duration": time.Since(start).Round(time.Millisecond)}
+		if ig, ok := errors.AsType[*IgnoredError](err); ok {
+			f.log.WithFields(fields).WithError(ig).Warn("step failed; the failure is ignored")
+			continue
+		}
 		if err == nil {
 			f.log.WithFields(fields).Info("step done")
 			continue

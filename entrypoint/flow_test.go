@@ -30,7 +30,9 @@ func newTestFlow(t *testing.T, dir string) *Flow {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	sup := proc.New(logrus.NewEntry(log), container.Inherited())
-	cfg := &config.Run{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Common: config.Common{Grace: time.Second}}
+	seed, err := config.Resolve("seed", nil)
+	must.Do(t, err)
+	cfg := &config.Run{ResourcePathNode: dir, StageName: "T-Disagg", Python: "python3", Common: config.Common{Grace: time.Second}, Version: seed}
 	environ := []string{"PATH=" + os.Getenv("PATH"), "DROP=1"}
 	f := NewFlow(cfg, environ, redact.New(environ), logrus.NewEntry(log), sup, io.Discard, io.Discard)
 	must.Do(t, os.MkdirAll(f.defsDir, 0o755))

@@ -54,29 +54,15 @@ func findHooks(dir, phase string) ([]string, error) {
 	return hooks, nil
 }
 
-// withHooks inserts a step per hook: the pre-pytest hooks before pytest,
-// the post-pytest hooks after it, then the sweep of what the pre hooks left
-// running.
-func (f *Flow) withHooks(base []Step) []Step {
-	if len(f.hooks[prePytest])+len(f.hooks[postPytest]) == 0 {
-		return base
-	}
+// hookSteps is a step per pre-pytest hook (phase prePytest), or a step per
+// post-pytest hook and then the sweep of what the pre hooks left running.
+func (f *Flow) hookSteps(phase string) []Step {
 	var out []Step
-	for _, st := range base {
-		if st.Name == "pytest" {
-			for _, h := range f.hooks[prePytest] {
-				out = append(out, Step{Name: prePytest + ":" + filepath.Base(h), Run: hookRunner(prePytest, h)})
-			}
-		}
-		out = append(out, st)
-		if st.Name == "pytest" {
-			for _, h := range f.hooks[postPytest] {
-				out = append(out, Step{Name: postPytest + ":" + filepath.Base(h), Tail: true, Run: hookRunner(postPytest, h)})
-			}
-			if len(f.hooks[prePytest]) > 0 {
-				out = append(out, Step{Name: "hook-sweep", Tail: true, Always: true, Run: sweepHookGroups})
-			}
-		}
+	for _, h := range f.hooks[phase] {
+		out = append(out, Step{Name: phase + ":" + filepath.Base(h), Tail: phase == postPytest, Run: hookRunner(phase, h)})
+	}
+	if phase == postPytest && len(f.hooks[prePytest]) > 0 {
+		out = append(out, Step{Name: "hook-sweep", Tail: true, Always: true, Run: sweepHookGroups})
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,12 +21,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/internal/atomicfile"
+	"github.com/slurmrun/slurmrun/proc"
 )
 
 func skipInstall(f *Flow) string {
-	if !f.cfg.Aggregated() {
+	if !f.cfg.Installs() {
 		return "disaggregated stage: a separate `slurmrun install` step installs"
 	}
 	return ""
@@ -35,13 +38,53 @@ func skipInstall(f *Flow) string {
 // on aggregated stages.
 func installInline(ctx context.Context, f *Flow) error { return f.Install(ctx) }
 
+// recipe is what one version's installer does where versions differ.
+type recipe struct {
+	// requirements are the files under TensorRT-LLM/src pip installs.
+	requirements []string
+	// ray is what --run-ray in the command adds.
+	ray string
+	// stagedDownload: the archive (and an earlier attempt's download) is
+	// removed first, and the download goes to
+	// <archive>.tmp.<job>.<node>, renamed when complete.
+	stagedDownload bool
+	// relativeWheel: the wheel is named relative to resourcePathNode, as
+	// the installer's glob does (pip prints it so).
+	relativeWheel bool
+	// gaveUp is retry_command's line after the last failed attempt.
+	gaveUp string
+	// announceToken: local rank 0 says that GITHUB_CLONE_TOKEN
+	// authenticates github.com (configureGit has configured it).
+	announceToken bool
+}
+
+// recipes are the installers of the versions, by the step variant.
+var recipes = map[config.Step]recipe{
+	config.InstallSeed: {requirements: []string{"requirements-dev.txt"}, ray: "ray[default]", gaveUp: "Command failed after max attempts."},
+	config.InstallMain: {requirements: []string{"requirements-dev.txt", "requirements-grpc-smg.txt"}, ray: "ray[default]==2.55.1",
+		stagedDownload: true, relativeWheel: true, gaveUp: "Command failed after %d attempts.", announceToken: true},
+}
+
+func (f *Flow) recipe() recipe {
+	for _, s := range f.cfg.Version.Steps {
+		if r, ok := recipes[s]; ok {
+			return r
+		}
+	}
+	return recipes[config.InstallSeed] // `slurmrun install` of a version without an install step
+}
+
 // InstallLock is the file local rank 0 writes when the install has ended:
 // "ok", or "failed: <why>" so that the waiting ranks fail at once instead of
-// waiting out their bound. The restart count keeps a requeued job from
-// finding the previous attempt's lock (slurm_install.sh polls its lock without a bound).
+// waiting out their bound. The seed's name carries the restart count, which
+// keeps a requeued job from finding the previous attempt's lock; main's is
+// upstream's, and the run identity in it tells an earlier run's lock apart.
 func (f *Flow) InstallLock() string {
-	return filepath.Join(f.cfg.ResourcePathNode, fmt.Sprintf("install_lock_job_%s_node_%d_restart_%d.lock",
-		f.cfg.JobID, f.cfg.NodeID, f.cfg.RestartCount))
+	name := fmt.Sprintf("install_lock_job_%s_node_%d", f.cfg.JobID, f.cfg.NodeID)
+	if f.cfg.Version.Lock == config.LockPerRestart {
+		name += fmt.Sprintf("_restart_%d", f.cfg.RestartCount)
+	}
+	return filepath.Join(f.cfg.ResourcePathNode, name+".lock")
 }
 
 // Install runs the install on local rank 0 and waits for it on the others.
@@ -77,10 +120,14 @@ func (f *Flow) Install(ctx context.Context) error {
 		}
 		return nil
 	}
+	r := f.recipe()
+	if token, _ := f.env.Get("GITHUB_CLONE_TOKEN"); r.announceToken && token != "" {
+		fmt.Fprintln(f.out, "Configured authenticated github.com access via git insteadOf.")
+	}
 	if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return stepFailed(1, "remove stale install lock: %w", err)
 	}
-	err := f.installSteps(ctx)
+	err := f.installSteps(ctx, r)
 	state := "ok\n"
 	if err != nil {
 		state = "failed: " + err.Error() + "\n"
@@ -110,11 +157,19 @@ func runIdentity() string {
 	return fmt.Sprintf("%d@%s", starter, st.StartTime)
 }
 
-func (f *Flow) installSteps(ctx context.Context) error {
+func (f *Flow) installSteps(ctx context.Context, r recipe) error {
 	archive := filepath.Join(f.cfg.ResourcePathNode, f.cfg.TarName)
-	if err := f.retry(ctx, "download "+f.cfg.LLMTarfile, f.cfg.DownloadTimeout, func(ctx context.Context) error {
-		return f.download(ctx, archive)
-	}); err != nil {
+	download := func(ctx context.Context) error { return f.download(ctx, archive, "") }
+	if r.stagedDownload {
+		staged := fmt.Sprintf("%s.tmp.%s.%d", archive, f.cfg.JobID, f.cfg.NodeID)
+		for _, p := range []string{archive, staged} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return stepFailed(1, "remove %s: %w", p, err)
+			}
+		}
+		download = func(ctx context.Context) error { return f.download(ctx, archive, staged) }
+	}
+	if err := f.retry(ctx, r, "download "+f.cfg.LLMTarfile, f.cfg.DownloadTimeout, download); err != nil {
 		return err
 	}
 	if err := ExtractTarball(archive, f.cfg.ResourcePathNode); err != nil {
@@ -125,12 +180,12 @@ func (f *Flow) installSteps(ctx context.Context) error {
 		return stepFailed(127, "%s: %w", f.cfg.Python, err)
 	}
 	fmt.Fprintln(f.out, python)
-	if err := f.installCommand(ctx, 0, f.cfg.ResourcePathNode, python, "--version"); err != nil {
+	if err := f.installCommand(ctx, r, 0, f.cfg.ResourcePathNode, python, "--version"); err != nil {
 		return err
 	}
 	if len(f.cfg.AptPackages) > 0 {
 		argv := append([]string{"apt-get", "install", "-y"}, f.cfg.AptPackages...)
-		if err := f.installCommand(ctx, f.cfg.PipTimeout, f.cfg.ResourcePathNode, argv...); err != nil {
+		if err := f.installCommand(ctx, r, f.cfg.PipTimeout, f.cfg.ResourcePathNode, argv...); err != nil {
 			return err
 		}
 	}
@@ -140,31 +195,42 @@ func (f *Flow) installSteps(ctx context.Context) error {
 	}
 	pip := append([]string{python, "-m", "pip", "install", "--retries", "10"}, f.cfg.PipArgs...)
 	if strings.Contains(f.cfg.PytestCommand, "--run-ray") {
-		if err := f.installCommand(ctx, f.cfg.PipTimeout, f.cfg.ResourcePathNode, append(pip, "ray[default]")...); err != nil {
+		if err := f.installCommand(ctx, r, f.cfg.PipTimeout, f.cfg.ResourcePathNode, append(pip, r.ray)...); err != nil {
 			return err
 		}
 	}
-	if err := f.installCommand(ctx, f.cfg.PipTimeout, f.srcDir, append(pip, "-r", "requirements-dev.txt")...); err != nil {
-		return err
+	for _, req := range r.requirements {
+		if err := f.installCommand(ctx, r, f.cfg.PipTimeout, f.srcDir, append(pip, "-r", req)...); err != nil {
+			return err
+		}
 	}
 	wheels, _ := filepath.Glob(filepath.Join(f.cfg.ResourcePathNode, "TensorRT-LLM", "tensorrt_llm-*.whl"))
 	if len(wheels) == 0 {
 		return stepFailed(1, "no TensorRT-LLM/tensorrt_llm-*.whl in %s after extracting %s", f.cfg.ResourcePathNode, f.cfg.TarName)
 	}
-	if err := f.installCommand(ctx, f.cfg.PipTimeout, f.cfg.ResourcePathNode,
+	if r.relativeWheel {
+		for i, w := range wheels {
+			wheels[i] = filepath.Join("TensorRT-LLM", filepath.Base(w))
+		}
+	}
+	if err := f.installCommand(ctx, r, f.cfg.PipTimeout, f.cfg.ResourcePathNode,
 		append(append(pip, "--force-reinstall", "--no-deps"), wheels...)...); err != nil {
 		return err
 	}
 	host := f.cfg.HostNodeName
 	if host == "" {
-		host, _ = os.Hostname()
+		host = fqdn()
 	}
 	fmt.Fprintf(f.out, "HOST_NODE_NAME = %s ; GPU_UUIDS = %s ; STAGE_NAME = %s\n", host, uuids, f.cfg.StageName)
 	return nil
 }
 
-// gpuInfo runs the nvidia-smi calls when configured (auto: when present)
-// and returns the GPU UUIDs as the install line prints them ("u1,u2,").
+// gpuInfo runs the installer's `nvidia-smi && nvidia-smi -q && nvidia-smi
+// topo -m` when configured (auto: when present) and returns the GPU UUIDs
+// as the install line prints them ("u1,u2,"), read from the output of
+// `nvidia-smi -q` it printed. As in the installer, the chain stops at the
+// first failure and only the last command's failure fails the install
+// (errexit spares the others of an && list); none is retried.
 func (f *Flow) gpuInfo(ctx context.Context) (string, error) {
 	if f.cfg.NvidiaSMI == "off" {
 		return "", nil
@@ -173,38 +239,69 @@ func (f *Flow) gpuInfo(ctx context.Context) (string, error) {
 		f.log.Info("nvidia-smi is not on PATH: GPU report skipped")
 		return "", nil
 	}
-	for _, argv := range [][]string{{"nvidia-smi"}, {"nvidia-smi", "-q"}, {"nvidia-smi", "topo", "-m"}} {
-		if err := f.installCommand(ctx, 0, f.cfg.ResourcePathNode, argv...); err != nil {
+	var query bytes.Buffer
+	chain := [][]string{{"nvidia-smi"}, {"nvidia-smi", "-q"}, {"nvidia-smi", "topo", "-m"}}
+	for i, argv := range chain {
+		var out io.Writer = f.stdout
+		if i == 1 {
+			out = io.MultiWriter(f.stdout, &query)
+		}
+		st, err := f.runWith(ctx, f.env, f.cfg.ResourcePathNode, out, argv...)
+		if err == nil && st.Code == 0 {
+			continue
+		}
+		name := strings.Join(argv, " ")
+		if err != nil {
+			err = stepFailed(st.Code, "%s: %w", name, err)
+		} else {
+			err = stepFailed(st.Code, "%s: %s", name, st)
+		}
+		if i == len(chain)-1 || proc.TerminatingSignal(ctx) != 0 {
 			return "", err
 		}
-	}
-	cmd := exec.Command("nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader")
-	cmd.Env, cmd.Stderr = f.env.List(), f.stderr
-	out, err := f.sup.Output(ctx, cmd, f.cfg.Grace)
-	if err != nil {
-		return "", stepFailed(1, "nvidia-smi --query-gpu=uuid: %w", err)
-	}
-	var b strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if u := strings.TrimSpace(sc.Text()); u != "" {
-			b.WriteString(u + ",")
+		f.log.WithError(err).Warn("nvidia-smi failed: the GPU report stops here")
+		if i == 0 {
+			// The UUIDs come from a `nvidia-smi -q` of their own then.
+			query.Reset()
+			_, _ = f.runWith(ctx, f.env, f.cfg.ResourcePathNode, &query, "nvidia-smi", "-q")
 		}
+		break
 	}
-	return b.String(), nil
+	return gpuUUIDs(query.String()), nil
+}
+
+// gpuUUIDs is `grep "GPU UUID" | awk '{print $4}' | tr '\n' ','` of
+// `nvidia-smi -q`'s output.
+func gpuUUIDs(query string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(query, "\n") {
+		if !strings.Contains(line, "GPU UUID") {
+			continue
+		}
+		if fields := strings.Fields(line); len(fields) >= 4 {
+			b.WriteString(fields[3])
+		}
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+// fqdn is `hostname -f || hostname`: the canonical name of this host as
+// the resolver (here, /etc/hosts) gives it, else the host name.
+func fqdn() string {
+	host, _ := os.Hostname()
+	if cname, err := net.LookupCNAME(host); err == nil && cname != "" {
+		return strings.TrimSuffix(cname, ".")
+	}
+	return host
 }
 
 // installCommand runs argv with retries, each attempt bounded by limit
 // (0: unbounded), with slurmrun's output.
-func (f *Flow) installCommand(ctx context.Context, limit time.Duration, dir string, argv ...string) error {
+func (f *Flow) installCommand(ctx context.Context, r recipe, limit time.Duration, dir string, argv ...string) error {
 	name := strings.Join(argv, " ")
-	return f.retry(ctx, name, limit, func(ctx context.Context) error {
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = f.env.List(), dir, f.stdout, f.stderr
-		if cmd.Err != nil {
-			return stepFailed(127, "%s: %w", argv[0], cmd.Err)
-		}
-		st, err := f.sup.RunContext(ctx, cmd, f.cfg.Grace)
+	return f.retry(ctx, r, name, limit, func(ctx context.Context) error {
+		st, err := f.runWith(ctx, f.env, dir, f.stdout, argv...)
 		if err != nil {
 			return stepFailed(st.Code, "%s: %w", name, err)
 		}
@@ -215,10 +312,11 @@ func (f *Flow) installCommand(ctx context.Context, limit time.Duration, dir stri
 	})
 }
 
-// retry runs attempt up to InstallRetries times. Unlike upstream's
-// retry_command (slurm_install.sh), which returns 0 after its last failed
-// attempt, the last failure is returned, never swallowed.
-func (f *Flow) retry(ctx context.Context, what string, limit time.Duration, attempt func(context.Context) error) error {
+// retry runs attempt up to InstallRetries times, with retry_command's
+// lines. Unlike upstream's retry_command (bash_utils.sh), which prints exit
+// code 0 and returns 0 after its last failed attempt, each attempt's code
+// is printed and the last failure is returned, never swallowed.
+func (f *Flow) retry(ctx context.Context, r recipe, what string, limit time.Duration, attempt func(context.Context) error) error {
 	tries := int(f.cfg.InstallRetries)
 	var err error
 	for i := 1; i <= tries; i++ {
@@ -234,7 +332,11 @@ func (f *Flow) retry(ctx context.Context, what string, limit time.Duration, atte
 		if ctx.Err() != nil {
 			return err
 		}
-		fmt.Fprintf(f.out, "Command failed with exit code %d. Attempt %d/%d.\n", codeOf(err), i, tries)
+		if errors.Is(err, errTimeout) {
+			fmt.Fprintf(f.out, "Command timed out after %ds. Attempt %d/%d.\n", int(limit.Seconds()), i, tries)
+		} else {
+			fmt.Fprintf(f.out, "Command failed with exit code %d. Attempt %d/%d.\n", codeOf(err), i, tries)
+		}
 		f.log.WithError(err).WithField("attempt", fmt.Sprintf("%d/%d", i, tries)).Warn("install command failed")
 		if i < tries {
 			fmt.Fprintf(f.out, "Retrying in %d seconds...\n", int(f.cfg.RetryDelay.Seconds()))
@@ -245,20 +347,25 @@ func (f *Flow) retry(ctx context.Context, what string, limit time.Duration, atte
 			}
 		}
 	}
-	fmt.Fprintln(f.out, "Command failed after max attempts.")
+	if strings.Contains(r.gaveUp, "%d") {
+		fmt.Fprintf(f.out, r.gaveUp+"\n", tries)
+	} else {
+		fmt.Fprintln(f.out, r.gaveUp)
+	}
 	return err
 }
 
 // download fetches llmTarfile (http, https, file URL or a path) to dest
-// through a temporary name, so a broken attempt never leaves a partial
-// archive under the real name (and a retry never saves "name.1").
-func (f *Flow) download(ctx context.Context, dest string) error {
+// through a temporary name (staged, or a fresh one when ""), so a broken
+// attempt never leaves a partial archive under the real name (and a retry
+// never saves "name.1").
+func (f *Flow) download(ctx context.Context, dest, staged string) error {
 	src, err := openSource(ctx, f.cfg.LLMTarfile)
 	if err != nil {
 		return stepFailed(1, "download %s: %w", f.cfg.LLMTarfile, err)
 	}
 	defer src.Close()
-	err = atomicfile.Write(dest, 0o644, func(w io.Writer) error {
+	err = atomicfile.WriteVia(dest, staged, 0o644, func(w io.Writer) error {
 		_, err := io.Copy(w, src)
 		return err
 	})

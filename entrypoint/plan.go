@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,7 +20,15 @@ import (
 // install srun does, and returns the exit code.
 func (f *Flow) RunInstall(ctx context.Context) int {
 	rec := begin(f.result, "install")
-	err := f.Install(ctx)
+	var err error
+	for _, s := range f.cfg.Version.Steps {
+		if s == config.GitSafeDirectory || s == config.GitConfigMain {
+			err = implementations[s].Run(ctx, f) // pip's git is configured as run's
+		}
+	}
+	if err == nil {
+		err = f.Install(ctx)
+	}
 	finish(rec, err, proc.TerminatingSignal(ctx) != 0)
 	if err != nil {
 		f.log.WithError(err).WithField("step", "install").Error("step failed")
@@ -43,13 +52,12 @@ func (f *Flow) Plan(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "  %s=%s\n", nv[0], f.red.Value(nv[0], nv[1]))
 	}
 
-	fmt.Fprintf(w, "\nProfile %s (SLURMRUN_PROFILE):\n", f.cfg.Profile)
-	for _, b := range config.Behaviours() {
-		state := "off"
-		if f.on(b.Name) {
-			state = "on"
+	v := f.cfg.Version
+	fmt.Fprintf(w, "\nProfile %s (SLURMRUN_PROFILE): upstream slurm_run.sh %s, as %s\n", v.Profile, v.Upstream, v.Script)
+	for _, o := range config.OptIns() {
+		if slices.Contains(f.cfg.OptIn, o.Name) {
+			fmt.Fprintf(w, "  opt-in %s (SLURMRUN_OPT_IN): %s %s\n", o.Name, o.Upstream, o.What)
 		}
-		fmt.Fprintf(w, "  %-24s %-3s %s\n", b.Name, state, b.Upstream)
 	}
 
 	// The steps that only derive pytest's environment run as they would,

@@ -16,6 +16,7 @@ import (
 	"mvdan.cc/sh/v3/interp"
 	"mvdan.cc/sh/v3/syntax"
 
+	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/container"
 	"github.com/slurmrun/slurmrun/proc"
 )
@@ -24,12 +25,6 @@ import (
 // eval. Every program it starts goes through the Supervisor.
 func runPytest(ctx context.Context, f *Flow) error {
 	code, shellErr := f.interpret(ctx)
-	if code == 4 && shellErr == "" && ctx.Err() == nil && f.on("usage-error-retry") {
-		var err error
-		if code, shellErr, err = f.retryAfterUsageError(ctx); err != nil {
-			return stepFailed(4, "retry after the usage error: %w", err)
-		}
-	}
 	f.codes.Pytest = intp(code)
 	fmt.Fprintf(f.out, "Rank%d Pytest finished execution with exit code %d\n", f.cfg.Rank, code)
 	if shellErr != "" {
@@ -39,25 +34,6 @@ func runPytest(ctx context.Context, f *Flow) error {
 		return stepFailed(code, "pytestCommand failed")
 	}
 	return nil
-}
-
-// retryAfterUsageError clears pytest's caches and runs the command once more
-// with -c pytest.ini, as later slurm_run.sh versions do against pytest's
-// intermittent "unrecognized arguments" (exit code 4).
-func (f *Flow) retryAfterUsageError(ctx context.Context) (int, string, error) {
-	fmt.Fprintln(f.out, "Pytest exited with 4 (usage error): clearing __pycache__ and .pytest_cache, retrying once with -c pytest.ini")
-	if err := purgePytestCaches(f.defsDir); err != nil {
-		return 4, "", err
-	}
-	retry, err := ParseCommand(f.command.Text + " -c pytest.ini")
-	if err != nil {
-		return 4, "", err
-	}
-	first := f.command
-	f.command = retry
-	defer func() { f.command = first }()
-	code, shellErr := f.interpret(ctx)
-	return code, shellErr, nil
 }
 
 // interpret runs f.command in f.childEnv from the defs directory and returns
@@ -232,22 +208,30 @@ func (f *Flow) runQuiet(ctx context.Context, dir string, argv ...string) {
 	}
 }
 
-// run runs argv in dir with pytest's environment and slurmrun's output.
+// run runs argv in dir with pytest's environment and slurmrun's output; a
+// non-zero exit is an error too.
 func (f *Flow) run(ctx context.Context, dir string, argv ...string) (proc.ExitStatus, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = f.childEnv.List(), dir, f.stdout, f.stderr
-	if cmd.Err != nil {
-		return proc.ExitStatus{Code: container.StartFailureCode(cmd.Err)}, fmt.Errorf("%s: %w", argv[0], cmd.Err)
-	}
-	if sig := proc.TerminatingSignal(ctx); sig != 0 {
-		// Cancelled: the next command of the tail does not start.
-		return proc.ExitStatus{Code: 128 + int(sig)}, context.Cause(ctx)
-	}
-	st, err := f.sup.RunContext(ctx, cmd, f.cfg.Grace)
+	st, err := f.runWith(ctx, f.childEnv, dir, f.stdout, argv...)
 	if err == nil && st.Code != 0 {
 		err = fmt.Errorf("%s: %s", argv[0], st)
 	}
 	return st, err
+}
+
+// runWith runs argv in dir with env and stdout, under the Supervisor. Its
+// error says why the command did not run or was stopped; how it exited is
+// the status.
+func (f *Flow) runWith(ctx context.Context, env *Env, dir string, stdout io.Writer, argv ...string) (proc.ExitStatus, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env.List(), dir, stdout, f.stderr
+	if cmd.Err != nil {
+		return proc.ExitStatus{Code: container.StartFailureCode(cmd.Err)}, fmt.Errorf("%s: %w", argv[0], cmd.Err)
+	}
+	if sig := proc.TerminatingSignal(ctx); sig != 0 {
+		// Cancelled: the next command does not start.
+		return proc.ExitStatus{Code: 128 + int(sig)}, context.Cause(ctx)
+	}
+	return f.sup.RunContext(ctx, cmd, f.cfg.Grace)
 }
 
 // printMD5 prints a file's digest as md5sum does.
@@ -279,9 +263,9 @@ func skipPerf(f *Flow) string {
 // checkPerf compares the perf results with the baseline and builds the
 // report; a failed report counts as a failed check.
 func checkPerf(ctx context.Context, f *Flow) error {
-	base := "base_perf.csv"
-	if strings.Contains(f.cfg.StageName, "PyTorch") {
-		base = "base_perf_pytorch.csv"
+	base := "base_perf_pytorch.csv"
+	if f.cfg.Version.PerfBaseline == config.BaselineByStage && !strings.Contains(f.cfg.StageName, "PyTorch") {
+		base = "base_perf.csv"
 	}
 	perfDir := filepath.Join(f.defsDir, "perf")
 	basePath := filepath.Join(perfDir, base)
@@ -300,4 +284,49 @@ func checkPerf(ctx context.Context, f *Flow) error {
 		return stepFailed(code, "perf check failed")
 	}
 	return nil
+}
+
+func skipPerfSanity(f *Flow) string {
+	switch {
+	case f.cfg.Rank != 0:
+		return "not rank 0"
+	case !strings.Contains(f.cfg.StageName, "PerfSanity"):
+		return "stage is not PerfSanity"
+	}
+	return ""
+}
+
+// checkPerfSanity runs the PerfSanity regression check on the job
+// workspace, as slurm_run.sh @38660dfb does after the perf tail.
+func checkPerfSanity(ctx context.Context, f *Flow) error {
+	fmt.Fprintln(f.out, "Check PerfSanity Result")
+	st, _ := f.run(ctx, f.defsDir, f.cfg.Python, filepath.Join(f.defsDir, "perf", "perf_regression_check.py"), f.cfg.JobWorkspace)
+	f.codes.PerfSanity = intp(st.Code)
+	fmt.Fprintf(f.out, "Rank%d PerfSanity check finished execution with exit code %d\n", f.cfg.Rank, st.Code)
+	if st.Code != 0 {
+		return stepFailed(st.Code, "PerfSanity check failed")
+	}
+	return nil
+}
+
+func skipS3Drain(f *Flow) string {
+	switch {
+	case f.cfg.Rank != 0:
+		return "not rank 0"
+	case f.cfg.JobWorkspace == "":
+		return "jobWorkspace is not set"
+	}
+	return ""
+}
+
+// drainS3Spool uploads what the tests spooled for S3, as main does after
+// pytest on rank 0 (#18240). Its failure changes no exit code (upstream's
+// `|| true`): the step is recorded as done, with the code it ended with.
+func drainS3Spool(ctx context.Context, f *Flow) error {
+	st, err := f.run(ctx, f.defsDir, f.cfg.Python, filepath.Join(f.srcDir, "tests", "test_common", "s3_output.py"),
+		"--drain-spool", f.cfg.JobWorkspace)
+	if err != nil && proc.TerminatingSignal(ctx) == 0 {
+		return &IgnoredError{Code: st.Code, Err: fmt.Errorf("S3 drain: %w (ignored)", err)}
+	}
+	return err
 }

@@ -31,6 +31,10 @@ func skip(s *result.Step, outcome, why string) {
 // cancellation ended it.
 func finish(s *result.Step, err error, cancelled bool) {
 	s.DurationMS = float64(time.Since(s.Start).Microseconds()) / 1000
+	if ig, ok := errors.AsType[*IgnoredError](err); ok {
+		s.Outcome, s.Detail, s.ExitCode = result.OK, ig.Error(), intp(ig.Code)
+		return
+	}
 	switch {
 	case err == nil:
 		s.Outcome = result.OK

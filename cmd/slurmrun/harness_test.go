@@ -141,10 +141,15 @@ func buildWheel(dir, version string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	info := "tensorrt_llm-" + version + ".dist-info/"
-	files[info+"METADATA"] = []byte("Metadata-Version: 2.1\nName: tensorrt_llm\nVersion: " + version + "\n")
+	return writeWheel(dir, "tensorrt_llm", version, files)
+}
+
+// writeWheel writes a pure-Python wheel of files as distribution name.
+func writeWheel(dir, name, version string, files map[string][]byte) (string, error) {
+	info := name + "-" + version + ".dist-info/"
+	files[info+"METADATA"] = []byte("Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n")
 	files[info+"WHEEL"] = []byte("Wheel-Version: 1.0\nGenerator: slurmrun-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-	files[info+"top_level.txt"] = []byte("tensorrt_llm\n")
+	files[info+"top_level.txt"] = []byte(name + "\n")
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -171,7 +176,7 @@ func buildWheel(dir, version string) (string, error) {
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "tensorrt_llm-"+version+"-py3-none-any.whl")
+	path := filepath.Join(dir, name+"-"+version+"-py3-none-any.whl")
 	return path, os.WriteFile(path, buf.Bytes(), 0o644)
 }
 

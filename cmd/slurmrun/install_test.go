@@ -18,8 +18,9 @@ import (
 )
 
 // sourceTarball packs the demo's TensorRT-LLM/src and a wheel of version
-// as TensorRT-LLM/, the layout of upstream's tarball.
-func sourceTarball(t *testing.T, version string) []byte {
+// as TensorRT-LLM/, the layout of upstream's tarball; files replace the
+// demo's or are added.
+func sourceTarball(t *testing.T, version string, files map[string][]byte) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	whl, err := buildWheel(dir, version)
@@ -36,7 +37,7 @@ func sourceTarball(t *testing.T, version string) []byte {
 		tw.Write(data)
 	}
 	fs.WalkDir(tree, "TensorRT-LLM", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || files[p] != nil {
 			return err
 		}
 		data, _ := fs.ReadFile(tree, p)
@@ -46,6 +47,9 @@ func sourceTarball(t *testing.T, version string) []byte {
 	data := must.Read(t, whl)
 	add("TensorRT-LLM/"+filepath.Base(whl), data, 0o644)
 	add("TensorRT-LLM/src/tests/integration/defs/test_cases.py", []byte(extraTests), 0o644)
+	for name, data := range files {
+		add(name, data, 0o644)
+	}
 	tw.Close()
 	gz.Close()
 	out.Close()
@@ -100,7 +104,7 @@ func installEnv(t *testing.T, url string) map[string]string {
 // extracts and pip-installs while local rank 1 waits on the lock; then both
 // run pytest against the freshly installed wheel.
 func TestAggregatedInstallFromTarball(t *testing.T) {
-	tarball := sourceTarball(t, "0.0.1")
+	tarball := sourceTarball(t, "0.0.1", nil)
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if requests.Add(1) == 1 {
@@ -173,7 +177,7 @@ func TestFailedInstallFailsEveryLocalRank(t *testing.T) {
 // `slurmrun install` runs the install step alone (the disaggregated
 // launcher's install srun), for a Disagg stage too.
 func TestInstallSubcommand(t *testing.T) {
-	tarball := sourceTarball(t, "0.0.2")
+	tarball := sourceTarball(t, "0.0.2", nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(tarball) }))
 	defer srv.Close()
 	env := installEnv(t, srv.URL+"/llm.tar.gz")
@@ -191,7 +195,7 @@ func TestInstallSubcommand(t *testing.T) {
 // let local rank 1 skip the install: it starts first, beside the stale lock,
 // and waits until this run's rank 0 has installed.
 func TestStaleInstallLockIsNotThisRuns(t *testing.T) {
-	tarball := sourceTarball(t, "0.0.3")
+	tarball := sourceTarball(t, "0.0.3", nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(tarball) }))
 	defer srv.Close()
 	env := installEnv(t, srv.URL+"/llm.tar.gz")

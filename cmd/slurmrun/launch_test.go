@@ -291,7 +291,7 @@ func TestLaunchCancelled(t *testing.T) {
 // and names the install and its log.
 func TestLaunchInstallFailsOnOneNode(t *testing.T) {
 	slurmUp(t)
-	tarball := sourceTarball(t, "0.0.3")
+	tarball := sourceTarball(t, "0.0.3", nil)
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if requests.Add(1) > 1 {

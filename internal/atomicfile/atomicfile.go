@@ -20,8 +20,20 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 
 // Write creates path with mode perm from what fill writes, through a
 // temporary name; when fill or the write fails, path is left as it was.
-func Write(path string, perm os.FileMode, fill func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+func Write(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	return WriteVia(path, "", perm, fill)
+}
+
+// WriteVia is Write through the temporary name tmp, truncated first (a
+// fresh unique name when ""): a name a later run can find and remove when
+// this one is killed before the rename.
+func WriteVia(path, tmpName string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+	var tmp *os.File
+	if tmpName == "" {
+		tmp, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	} else {
+		tmp, err = os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
