@@ -138,3 +138,65 @@ func TestUsageListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// A profile is resolved once into its version's steps; an alias is the
+// version; an opt-in replaces the step variant it names.
+func TestProfilesResolve(t *testing.T) {
+	for _, tt := range []struct {
+		profile string
+		optIn   string
+		want    Profile
+		has     []Step
+		hasNot  []Step
+	}{
+		{profile: "seed", want: "seed", has: []Step{WheelPathFill, LibraryPath, ScrubSeed, InstallSeed}, hasNot: []Step{RankBarrier, PerfSanity, S3Drain}},
+		{profile: "perfsanity", want: "38660dfb", has: []Step{PerfSanity}},
+		{profile: "placeholder-by-role", want: "placeholder-by-role", has: []Step{WheelPathByRole}, hasNot: []Step{WheelPathFill}},
+		{profile: "current", want: "main-2026-08", has: []Step{WheelPathPrint, RuntimeEnv, RankBarrier, S3Drain, InstallMain, GitConfigMain},
+			hasNot: []Step{LibraryPath, PerfSanity, WheelPathFill}},
+		{profile: "main-2026-08", optIn: "scrub-keep-list", want: "main-2026-08", has: []Step{ScrubKeepList}, hasNot: []Step{ScrubSeed}},
+	} {
+		cfg, err := loadRun(baseEnv("SLURMRUN_PROFILE="+tt.profile, "SLURMRUN_OPT_IN="+tt.optIn), NeedRun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Version.Profile != tt.want {
+			t.Errorf("%s: version %s, want %s", tt.profile, cfg.Version.Profile, tt.want)
+		}
+		for _, s := range tt.has {
+			if !cfg.Version.Has(s) {
+				t.Errorf("%s: no step %s", tt.profile, s.Variant)
+			}
+		}
+		for _, s := range tt.hasNot {
+			if cfg.Version.Has(s) {
+				t.Errorf("%s: step %s", tt.profile, s.Variant)
+			}
+		}
+	}
+	// The opt-in applies to that run only: the table is not changed.
+	for _, v := range Versions() {
+		if v.Has(ScrubKeepList) {
+			t.Errorf("profile %s has the keep-list scrub", v.Profile)
+		}
+	}
+}
+
+// Main installs on an infrastructure dry run of a Disagg stage, and then
+// needs the tarball's variables; the seed does not install there.
+func TestDryRunInstallNeedsTheTarball(t *testing.T) {
+	ws := t.TempDir()
+	_, err := loadRun(baseEnv("jobWorkspace="+ws, "infraDryRun=true", "SLURMRUN_PROFILE=main-2026-08"), NeedRun)
+	var cerr *Error
+	if !errors.As(err, &cerr) || !strings.Contains(err.Error(), "llmTarfile: must be set") || !strings.Contains(err.Error(), "tarName: must be set") {
+		t.Fatalf("main, infraDryRun: %v", err)
+	}
+	cfg, err := loadRun(baseEnv("jobWorkspace="+ws, "infraDryRun=true"), NeedRun)
+	if err != nil || cfg.Installs() {
+		t.Fatalf("seed, infraDryRun: installs %v, %v", cfg != nil && cfg.Installs(), err)
+	}
+	if _, err := loadRun(baseEnv("SLURM_NTASKS=0", "SLURMRUN_BARRIER_TIMEOUT=0s"), NeedRun); err == nil ||
+		!strings.Contains(err.Error(), `SLURM_NTASKS="0"`) || !strings.Contains(err.Error(), "SLURMRUN_BARRIER_TIMEOUT") {
+		t.Errorf("bad barrier settings: %v", err)
+	}
+}

@@ -78,7 +78,7 @@ func (f *Flow) steps() []Step {
 		case config.PostHooks:
 			out = append(out, f.hookSteps(postPytest)...)
 		default:
-			st, ok := implementations[s]
+			st, ok := implementations()[s]
 			if !ok {
 				panic("entrypoint: no implementation of step variant " + s.Variant) // a row of config.Versions without its code
 			}
@@ -91,29 +91,31 @@ func (f *Flow) steps() []Step {
 
 // implementations is the code of each step variant config.Versions names,
 // in the order the seed runs them.
-var implementations = map[config.Step]Step{
-	config.Workdir:          {Run: enterResourcePath, Plan: true},
-	config.GitSafeDirectory: {Run: allowAnyGitDirectory, Plan: true},
-	config.GitConfigMain:    {Run: configureGit, Plan: true},
-	config.InstallSeed:      {Run: installInline, Skip: skipInstall},
-	config.InstallMain:      {Run: installInline, Skip: skipInstall},
-	config.GB200Coherent:    {Run: checkCoherentMapping, Skip: skipUnlessGB200},
-	config.LLMAPILaunch:     {Run: prepareLauncher, Plan: true},
-	config.WheelPathFill:    {Run: resolveWheelPath(fillAlways), Plan: true},
-	config.WheelPathByRole:  {Run: resolveWheelPath(fillByRole), Plan: true},
-	config.WheelPathPrint:   {Run: resolveWheelPath(fillNever), Plan: true},
-	config.CoverageConfig:   {Run: shareCoverageConfig, Skip: skipCoverage},
-	config.LibraryPath:      {Run: prependLibraryPath, Plan: true},
-	config.RuntimeEnv:       {Run: setUpRuntimeEnv, Plan: true},
-	config.FullCommand:      {Run: printFullCommand, Plan: true},
-	config.ScrubSeed:        {Run: scrubSingleNode(Scrub), Skip: skipScrub, Plan: true},
-	config.ScrubKeepList:    {Run: scrubSingleNode(ScrubKeepList), Skip: skipScrub, Plan: true},
-	config.RankBarrier:      {Run: waitForAllRanks, Skip: skipBarrier},
-	config.Pytest:           {Tail: true, Run: runPytest},
-	config.S3Drain:          {Tail: true, Run: drainS3Spool, Skip: skipS3Drain},
-	config.UsageDiagnostics: {Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError, When: "only if pytest exits with 4"},
-	config.Perf:             {Tail: true, Run: checkPerf, Skip: skipPerf},
-	config.PerfSanity:       {Tail: true, Run: checkPerfSanity, Skip: skipPerfSanity},
+func implementations() map[config.Step]Step {
+	return map[config.Step]Step{
+		config.Workdir:          {Run: enterResourcePath, Plan: true},
+		config.GitSafeDirectory: {Run: allowAnyGitDirectory, Plan: true},
+		config.GitConfigMain:    {Run: configureGit, Plan: true},
+		config.InstallSeed:      {Run: installInline, Skip: skipInstall},
+		config.InstallMain:      {Run: installInline, Skip: skipInstall},
+		config.GB200Coherent:    {Run: checkCoherentMapping, Skip: skipUnlessGB200},
+		config.LLMAPILaunch:     {Run: prepareLauncher, Plan: true},
+		config.WheelPathFill:    {Run: resolveWheelPath(fillAlways), Plan: true},
+		config.WheelPathByRole:  {Run: resolveWheelPath(fillByRole), Plan: true},
+		config.WheelPathPrint:   {Run: resolveWheelPath(fillNever), Plan: true},
+		config.CoverageConfig:   {Run: shareCoverageConfig, Skip: skipCoverage},
+		config.LibraryPath:      {Run: prependLibraryPath, Plan: true},
+		config.RuntimeEnv:       {Run: setUpRuntimeEnv, Plan: true},
+		config.FullCommand:      {Run: printFullCommand, Plan: true},
+		config.ScrubSeed:        {Run: scrubSingleNode(Scrub), Skip: skipScrub, Plan: true},
+		config.ScrubKeepList:    {Run: scrubSingleNode(ScrubKeepList), Skip: skipScrub, Plan: true},
+		config.RankBarrier:      {Run: waitForAllRanks, Skip: skipBarrier},
+		config.Pytest:           {Tail: true, Run: runPytest},
+		config.S3Drain:          {Tail: true, Run: drainS3Spool, Skip: skipS3Drain},
+		config.UsageDiagnostics: {Tail: true, Run: diagnoseUsageError, Skip: skipUnlessUsageError, When: "only if pytest exits with 4"},
+		config.Perf:             {Tail: true, Run: checkPerf, Skip: skipPerf},
+		config.PerfSanity:       {Tail: true, Run: checkPerfSanity, Skip: skipPerfSanity},
+	}
 }
 
 // StepError is a step's failure with the exit code it gives the rank.

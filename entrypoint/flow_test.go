@@ -42,3 +42,19 @@ func newTestFlow(t *testing.T, dir string) *Flow {
 	}
 	return f
 }
+
+// Every step variant of every version and opt-in has its code: a row of
+// config.Versions cannot name a step the flow would panic on.
+func TestEveryStepVariantHasItsCode(t *testing.T) {
+	steps := map[config.Step]bool{config.ScrubKeepList: true}
+	for _, v := range config.Versions() {
+		for _, s := range v.Steps {
+			steps[s] = true
+		}
+	}
+	for s := range steps {
+		if _, ok := implementations()[s]; !ok && s != config.PreHooks && s != config.PostHooks {
+			t.Errorf("no code for step variant %s (%s)", s.Variant, s.Name)
+		}
+	}
+}

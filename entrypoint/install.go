@@ -59,19 +59,21 @@ type recipe struct {
 }
 
 // recipes are the installers of the versions, by the step variant.
-var recipes = map[config.Step]recipe{
-	config.InstallSeed: {requirements: []string{"requirements-dev.txt"}, ray: "ray[default]", gaveUp: "Command failed after max attempts."},
-	config.InstallMain: {requirements: []string{"requirements-dev.txt", "requirements-grpc-smg.txt"}, ray: "ray[default]==2.55.1",
-		stagedDownload: true, relativeWheel: true, gaveUp: "Command failed after %d attempts.", announceToken: true},
+func recipes() map[config.Step]recipe {
+	return map[config.Step]recipe{
+		config.InstallSeed: {requirements: []string{"requirements-dev.txt"}, ray: "ray[default]", gaveUp: "Command failed after max attempts."},
+		config.InstallMain: {requirements: []string{"requirements-dev.txt", "requirements-grpc-smg.txt"}, ray: "ray[default]==2.55.1",
+			stagedDownload: true, relativeWheel: true, gaveUp: "Command failed after %d attempts.", announceToken: true},
+	}
 }
 
 func (f *Flow) recipe() recipe {
 	for _, s := range f.cfg.Version.Steps {
-		if r, ok := recipes[s]; ok {
+		if r, ok := recipes()[s]; ok {
 			return r
 		}
 	}
-	return recipes[config.InstallSeed] // `slurmrun install` of a version without an install step
+	return recipes()[config.InstallSeed] // `slurmrun install` of a version without an install step
 }
 
 // InstallLock is the file local rank 0 writes when the install has ended:

@@ -23,7 +23,7 @@ func (f *Flow) RunInstall(ctx context.Context) int {
 	var err error
 	for _, s := range f.cfg.Version.Steps {
 		if s == config.GitSafeDirectory || s == config.GitConfigMain {
-			err = implementations[s].Run(ctx, f) // pip's git is configured as run's
+			err = implementations()[s].Run(ctx, f) // pip's git is configured as run's
 		}
 	}
 	if err == nil {

@@ -404,14 +404,18 @@ func Scrub(env *Env, keep []string) []string {
 // (slurm_run.branch-keep-list.sh).
 var keepListPrefixes = []string{"OMPI_", "PMIX_", "PMI_", "SLURM_", "MPI_", "UCX_", "I_MPI_", "HYDRA_", "KMP_", "MPICH_", "MV2_", "CRAY_"}
 
-// keepList is what the keep-list scrub keeps of what it removes: the
-// branch's keep_vars, exactly.
-var keepList = map[string]bool{
-	"SLURM_PROCID": true, "SLURM_LOCALID": true, "SLURM_NODEID": true, "SLURMD_NODENAME": true,
-	"SLURM_JOB_ID": true, "SLURM_JOB_NAME": true, "SLURM_JOB_NUM_NODES": true, "SLURM_JOB_NODELIST": true,
-	"SLURM_RESTART_COUNT": true, "SLURM_CPUS_ON_NODE": true, "SLURM_GPUS_ON_NODE": true, "SLURM_GPUS_PER_NODE": true,
-	"SLURM_CLUSTER_NAME": true, "SLURM_JOB_PARTITION": true, "SLURM_JOB_ACCOUNT": true, "SLURM_JOB_USER": true,
-	"SLURM_SUBMIT_DIR": true, "SLURM_SUBMIT_HOST": true,
+// keptByKeepList says what the keep-list scrub keeps of what it removes:
+// the branch's keep_vars, exactly.
+func keptByKeepList(name string) bool {
+	switch name {
+	case "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURMD_NODENAME",
+		"SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NUM_NODES", "SLURM_JOB_NODELIST",
+		"SLURM_RESTART_COUNT", "SLURM_CPUS_ON_NODE", "SLURM_GPUS_ON_NODE", "SLURM_GPUS_PER_NODE",
+		"SLURM_CLUSTER_NAME", "SLURM_JOB_PARTITION", "SLURM_JOB_ACCOUNT", "SLURM_JOB_USER",
+		"SLURM_SUBMIT_DIR", "SLURM_SUBMIT_HOST":
+		return true
+	}
+	return false
 }
 
 // singleNodeTransports are what the keep-list scrub sets for one node.
@@ -424,7 +428,7 @@ var singleNodeTransports = [][2]string{
 // variables the keep-list scrub removes, except its keep list and the names
 // in keep, sets the single-node transports, and returns the removed names.
 func ScrubKeepList(env *Env, keep []string) []string {
-	removed := scrub(env, keepListPrefixes, keep, func(name string) bool { return keepList[name] })
+	removed := scrub(env, keepListPrefixes, keep, keptByKeepList)
 	for _, kv := range singleNodeTransports {
 		env.Set(kv[0], kv[1])
 	}

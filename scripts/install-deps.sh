@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use for real:
 # Debian's python3 with pytest, venv (a real wheel is pip-installed into one),
-# git, tini (the benchmark's reference init), unshare (PID-namespace tests),
+# git, wget (upstream's installer downloads with it, side by side with
+# slurmrun's), tini (the benchmark's reference init), unshare (PID-namespace tests),
 # crun (OCI bundles), podman (the image), xmllint (the JUnit schema check)
 # and chromium (the report page in a real browser). Does nothing when all
 # are present.
@@ -9,7 +10,10 @@ set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+# Debian's pip: the side-by-side test's venvs use it instead of their own.
+/usr/bin/python3 -c 'import pip' 2>/dev/null || need+=(python3-pip)
 command -v git >/dev/null || need+=(git)
+command -v wget >/dev/null || need+=(wget)
 command -v tini >/dev/null || need+=(tini)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v crun >/dev/null || need+=(crun)

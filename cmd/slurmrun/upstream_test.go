@@ -54,9 +54,9 @@ func sharedDir(t testing.TB) string {
 // configuration) to $STUB_LOG, prints a line, and exits with
 // $STUB_EXIT_<NAME>.
 const stub = `#!/usr/bin/python3
-import json, os, re, subprocess, sys
+import json, os, re, subprocess, sys, time
 name = os.path.basename(sys.argv[0])
-rec = {"prog": name, "argv": sys.argv[1:], "cwd": os.getcwd()}
+rec = {"prog": name, "argv": sys.argv[1:], "cwd": os.getcwd(), "t": time.time()}
 if name == "pytest":
     rec["env"] = dict(os.environ)
     rec["git"] = subprocess.run(["git", "config", "--get-regexp", r"^(safe\.directory|url\..*)$"],
@@ -254,7 +254,7 @@ func TestUpstreamSideBySide(t *testing.T) {
 }
 
 // fixture lays out one side's tree for case c of version v.
-func (ue *upstreamEnv) fixture(t *testing.T, v config.Version, c diffCase) *fixture {
+func (ue *upstreamEnv) fixture(t testing.TB, v config.Version, c diffCase) *fixture {
 	root := t.TempDir()
 	must.Do(t, embed.Unpack(root))
 	must.Do(t, os.RemoveAll(filepath.Join(root, "site")))
@@ -327,7 +327,7 @@ func (ue *upstreamEnv) fixture(t *testing.T, v config.Version, c diffCase) *fixt
 // newBareVenv makes a venv that sees Debian's pytest and pip (no pip of
 // its own: a second quick to make), with pip3 beside its python3 as pip
 // installs it, and tensorrt_llm from wheel installed.
-func newBareVenv(t *testing.T, dir, wheel string) string {
+func newBareVenv(t testing.TB, dir, wheel string) string {
 	if out, err := execOutput("/usr/bin/python3", "-m", "venv", "--system-site-packages", "--without-pip", dir); err != nil {
 		t.Fatal(err, out)
 	}
@@ -344,7 +344,7 @@ func newBareVenv(t *testing.T, dir, wheel string) string {
 // script lays out version v's published files as upstream's launcher
 // copies them (slurm_run.sh beside slurm_install.sh and bash_utils.sh) and
 // returns slurm_run.sh's path.
-func (fx *fixture) script(t *testing.T, ue *upstreamEnv, v config.Version) string {
+func (fx *fixture) script(t testing.TB, ue *upstreamEnv, v config.Version) string {
 	dir := filepath.Join(fx.root, "scripts")
 	must.Do(t, os.MkdirAll(dir, 0o755))
 	for _, src := range append([]string{v.Script}, v.Sources...) {
@@ -370,7 +370,7 @@ func (fx *fixture) script(t *testing.T, ue *upstreamEnv, v config.Version) strin
 }
 
 // runRanks runs the case's ranks of argv on this side and waits for them.
-func (fx *fixture) runRanks(t *testing.T, c diffCase, argv ...string) []*rankRun {
+func (fx *fixture) runRanks(t testing.TB, c diffCase, argv ...string) []*rankRun {
 	ranks := c.ranks
 	if ranks == nil {
 		ranks = []map[string]string{{}}
@@ -433,9 +433,10 @@ type call struct {
 	Cwd  string            `json:"cwd"`
 	Env  map[string]string `json:"env"`
 	Git  string            `json:"git"`
+	T    float64           `json:"t"` // when it started, Unix seconds
 }
 
-func (fx *fixture) calls(t *testing.T) []call {
+func (fx *fixture) calls(t testing.TB) []call {
 	data, err := os.ReadFile(fx.env["STUB_LOG"])
 	if os.IsNotExist(err) {
 		return nil
