@@ -160,7 +160,7 @@ func (c *Run) pathProblems(need Needs) []string {
 			problems = append(problems, fmt.Sprintf("coverageConfigFile=%q: a directory, want a file", c.CoverageConfigFile))
 		}
 	}
-	if need == NeedRun {
+	{ // run and install both write a record
 		name, dir := "jobWorkspace", c.JobWorkspace
 		if dir == "" {
 			name, dir = "the working directory (jobWorkspace is not set)", "."

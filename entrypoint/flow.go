@@ -230,25 +230,30 @@ func (f *Flow) Run(ctx context.Context) int {
 			final = 128 + int(sig)
 		}
 	}
-	f.result.Codes = f.codes
-	f.result.Final = final
-	if path, err := f.result.Write(f.resultDir(), f.red); err != nil {
-		// A run without its record is not a success: CI would read the
-		// exit code and find nothing.
-		f.log.WithError(err).Error("cannot write the result file")
-		fmt.Fprintf(f.errOut, "slurmrun: the result file was not written: %v\n", err)
-		if final == 0 {
-			final = 1
-		}
-	} else {
-		f.log.WithField("path", path).Info("result file written")
-		if f.cfg.Rank == 0 {
-			// Once per job: the page and JUnit of every rank's steps.
-			fmt.Fprintf(f.out, "Report of the job's ranks, when all have finished: slurmrun report %s\n", filepath.Dir(filepath.Dir(path)))
-		}
+	final, path := f.writeRecord(final)
+	if path != "" && f.cfg.Rank == 0 {
+		// Once per job: the page and JUnit of every rank's steps.
+		fmt.Fprintf(f.out, "Report of the job's ranks, when all have finished: slurmrun report %s\n", filepath.Dir(filepath.Dir(path)))
 	}
 	fmt.Fprintf(f.out, "Rank%d Final Slurm run finished execution with exit code %d\n", f.cfg.Rank, final)
 	return final
+}
+
+// writeRecord writes the rank's record with its codes and final code, and
+// returns the final code and the record's path. A run without its record
+// is not a success: CI would read the exit code and find nothing, so the
+// code becomes 1 if it was 0, and the path is "".
+func (f *Flow) writeRecord(final int) (int, string) {
+	f.result.Codes = f.codes
+	f.result.Final = final
+	path, err := f.result.Write(f.resultDir(), f.red)
+	if err != nil {
+		f.log.WithError(err).Error("cannot write the result file")
+		fmt.Fprintf(f.errOut, "slurmrun: the result file was not written: %v\n", err)
+		return max(final, 1), ""
+	}
+	f.log.WithField("path", path).Info("result file written")
+	return final, path
 }
 
 // killedByTermination reports whether code is 128+SIGTERM, SIGINT or SIGHUP.

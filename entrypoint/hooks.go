@@ -133,7 +133,8 @@ func (f *Flow) takeHookOutput(out *os.File, exports bool) error {
 }
 
 // sweepHookGroups ends what the pre hooks left running in their process
-// groups (watchers): SIGTERM, then SIGKILL after the grace. A process that
+// groups (watchers): SIGTERM, then SIGKILL after the grace (what is left
+// of it after a cancel). A process that
 // left its group (setsid) is the init's sweep's, when slurmrun exits.
 func sweepHookGroups(_ context.Context, f *Flow) error {
 	var live []int
@@ -143,7 +144,9 @@ func sweepHookGroups(_ context.Context, f *Flow) error {
 			_ = unix.Kill(-g, syscall.SIGTERM)
 		}
 	}
-	deadline := time.Now().Add(f.cfg.Grace)
+	// After a cancel, only what is left of its grace: the rank must end
+	// before Slurm's KillWait runs out.
+	deadline := time.Now().Add(f.sup.Remaining(f.cfg.Grace))
 	for len(live) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		live = stillThere(live)

@@ -17,8 +17,10 @@ import (
 )
 
 // RunInstall runs the install step alone, as the disaggregated launcher's
-// install srun does, and returns the exit code.
+// install srun does, writes its record (role INSTALL, as launch names the
+// step) and returns the exit code.
 func (f *Flow) RunInstall(ctx context.Context) int {
+	f.result.Role = "INSTALL"
 	rec := begin(f.result, "install")
 	var err error
 	for _, s := range f.cfg.Version.Steps {
@@ -30,12 +32,19 @@ func (f *Flow) RunInstall(ctx context.Context) int {
 		err = f.Install(ctx)
 	}
 	finish(rec, err, proc.TerminatingSignal(ctx) != 0)
+	code := 0
 	if err != nil {
 		f.log.WithError(err).WithField("step", "install").Error("step failed")
-		return codeOf(err)
+		code = codeOf(err)
+		f.codes.Setup, f.result.FailedStep = code, "install"
+		if sig := proc.TerminatingSignal(ctx); sig != 0 {
+			code, f.codes.Setup, f.result.Signal = 128+int(sig), 128+int(sig), sig.String()
+		}
+	} else {
+		f.log.WithField("step", "install").Info("step done")
 	}
-	f.log.WithField("step", "install").Info("step done")
-	return 0
+	code, _ = f.writeRecord(code)
+	return code
 }
 
 // Plan prints what Run would do: the resolved configuration, each step and

@@ -382,8 +382,12 @@ func (l *Launcher) Run(ctx context.Context) (code int) {
 			return 128 + int(proc.TerminatingSignal(ctx))
 		}
 		if r.code != 0 {
-			firstFailure = fmt.Sprintf("INSTALL failed with exit code %d. Check %s", r.code, r.Log)
-			return r.code
+			// Each node's install writes its record: name the node's rank
+			// that failed, with its own code (srun's may be a rank that
+			// --kill-on-bad-exit ended).
+			what, code := failure(install.Role, r.code, l.roleResults(install.Role))
+			firstFailure = fmt.Sprintf("%s. Check %s", what, r.Log)
+			return code
 		}
 		fmt.Fprintln(l.stdout, "Installation completed on all nodes")
 	}
@@ -471,16 +475,17 @@ func failure(role string, srunCode int, ranks []*result.Rank) (what string, code
 }
 
 // roleResults reads the records of this job's ranks of role; one that
-// cannot be read is left out.
+// cannot be read is named, and left out.
 func (l *Launcher) roleResults(role string) []*result.Rank {
-	files, _ := result.Files(l.cfg.JobWorkspace, l.cfg.JobID, role)
-	var out []*result.Rank
-	for _, f := range files {
-		if res, err := result.Read(f); err == nil {
-			out = append(out, res)
-		}
+	ranks, bad, err := result.ReadAll(l.cfg.JobWorkspace, l.cfg.JobID, role)
+	if err != nil {
+		l.log.WithError(err).WithField("role", role).Warn("cannot list the role's records")
 	}
-	return out
+	for _, e := range bad {
+		l.log.WithError(e).WithField("role", role).Warn("a record cannot be read: the summary leaves it out")
+		fmt.Fprintf(l.stdout, "Unreadable, left out: %v\n", e)
+	}
+	return ranks
 }
 
 func allDone(runs []*stepRun) bool {

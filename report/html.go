@@ -148,6 +148,9 @@ func (j *Job) HTML(w io.Writer) error {
 	if f.Cancelled > 0 {
 		p.Facts = append(p.Facts, fact{"Cancelled", fmt.Sprintf("%d of %d ranks ended by a signal (%s)", f.Cancelled, len(j.Ranks), f.CancelSignal), "cancelled"})
 	}
+	if len(j.Unreadable) > 0 {
+		p.Facts = append(p.Facts, fact{"Unreadable, left out", strings.Join(j.Unreadable, "; "), "failed"})
+	}
 	if len(j.Others) > 0 {
 		p.Others = fmt.Sprintf("The workspace also holds jobs %s: slurmrun report --job ID WORKSPACE makes theirs.", strings.Join(j.Others, ", "))
 	}

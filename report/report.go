@@ -26,6 +26,9 @@ type Job struct {
 	Launch *result.Launch // nil unless `slurmrun launch` ran the job
 	// Others are the other jobs whose records the workspaces hold.
 	Others []string
+	// Unreadable names each record or summary that could not be read: the
+	// report is made of the others.
+	Unreadable []string
 }
 
 // Load reads the records of one job from <workspace>/slurmrun: the result
@@ -34,10 +37,14 @@ type Job struct {
 func Load(id string, workspaces ...string) (*Job, error) {
 	byJob := map[string][]*result.Rank{}
 	launches := map[string]*result.Launch{}
+	var unreadable []string
 	for _, ws := range workspaces {
-		ranks, err := result.ReadAll(ws, "", "")
+		ranks, bad, err := result.ReadAll(ws, "", "")
 		if err != nil {
 			return nil, err
+		}
+		for _, e := range bad {
+			unreadable = append(unreadable, e.Error())
 		}
 		for _, r := range ranks {
 			byJob[r.JobID] = append(byJob[r.JobID], r)
@@ -49,12 +56,16 @@ func Load(id string, workspaces ...string) (*Job, error) {
 		for _, f := range summaries {
 			s, err := result.ReadLaunch(f)
 			if err != nil {
-				return nil, err
+				unreadable = append(unreadable, err.Error())
+				continue
 			}
 			launches[s.JobID] = s
 		}
 	}
 	if len(byJob) == 0 {
+		if len(unreadable) > 0 {
+			return nil, fmt.Errorf("no readable result files in %s:\n  %s", strings.Join(workspaces, ", "), strings.Join(unreadable, "\n  "))
+		}
 		return nil, fmt.Errorf("no result files in %s (looked for slurmrun/result.job*.json)", strings.Join(workspaces, ", "))
 	}
 	var ids []string
@@ -69,7 +80,7 @@ func Load(id string, workspaces ...string) (*Job, error) {
 	if !ok {
 		return nil, fmt.Errorf("no result files of job %s in %s (it holds jobs %s)", id, strings.Join(workspaces, ", "), strings.Join(ids, ", "))
 	}
-	j := &Job{ID: id, Ranks: ranks, Launch: launches[id]}
+	j := &Job{ID: id, Ranks: ranks, Launch: launches[id], Unreadable: unreadable}
 	for _, other := range ids {
 		if other != id {
 			j.Others = append(j.Others, other)

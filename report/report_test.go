@@ -349,9 +349,30 @@ func TestLoadChoosesOneJob(t *testing.T) {
 	if _, err := Load("", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no result files") {
 		t.Errorf("%v", err)
 	}
-	must.Do(t, os.WriteFile(filepath.Join(dir, "result.job13.aggregated.rank0.json"), []byte("{"), 0o644))
-	if _, err := Load("", ws); err == nil || !strings.Contains(err.Error(), "result.job13.aggregated.rank0.json") {
-		t.Errorf("a broken result file: %v", err)
+	// A broken record is named and left out; the job is reported from the
+	// others, in the summary and on the page.
+	broken := filepath.Join(dir, "result.job12.aggregated.rank1.json")
+	must.Do(t, os.WriteFile(broken, []byte(`{"rank": 1, "detail": "x_TOKEN=********}`), 0o644))
+	j, err = Load("", ws)
+	if err != nil || j.ID != "12" || len(j.Ranks) != 1 || len(j.Unreadable) != 1 || !strings.Contains(j.Unreadable[0], broken) {
+		t.Fatalf("a broken result file: %+v %v", j, err)
+	}
+	var sum strings.Builder
+	must.Do(t, j.Summary(&sum))
+	if !strings.Contains(sum.String(), "Unreadable, left out: result file "+broken) {
+		t.Errorf("summary does not name the broken record:\n%s", sum.String())
+	}
+	page, _, err := j.Write(t.TempDir())
+	must.Do(t, err)
+	if !strings.Contains(string(must.Read(t, page)), "Unreadable, left out") {
+		t.Error("the page does not name the broken record")
+	}
+	// Only broken records: an error that names them.
+	only := t.TempDir()
+	must.Do(t, os.MkdirAll(filepath.Join(only, "slurmrun"), 0o755))
+	must.Do(t, os.WriteFile(filepath.Join(only, "slurmrun", "result.job13.aggregated.rank0.json"), []byte("{"), 0o644))
+	if _, err := Load("", only); err == nil || !strings.Contains(err.Error(), "result.job13.aggregated.rank0.json") {
+		t.Errorf("only broken result files: %v", err)
 	}
 }
 

@@ -53,6 +53,9 @@ func (j *Job) Summary(w io.Writer) error {
 	if len(j.Others) > 0 {
 		fmt.Fprintf(w, "The workspace also holds jobs %s (slurmrun report --job ID to choose one)\n", strings.Join(j.Others, ", "))
 	}
+	for _, u := range j.Unreadable {
+		fmt.Fprintf(w, "Unreadable, left out: %s\n", u)
+	}
 	return nil
 }
 

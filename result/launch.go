@@ -37,7 +37,7 @@ func LaunchFile(workspace, job string) string {
 // Write writes the summary into the workspace and returns its path.
 func (l *Launch) Write(workspace string) (string, error) {
 	path := LaunchFile(workspace, l.JobID)
-	return path, writeJSON(path, "launch summary", l, nil)
+	return path, writeJSON(path, "launch summary", l)
 }
 
 // ReadLaunch reads a launch summary.

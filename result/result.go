@@ -124,21 +124,34 @@ func (r *Rank) FileName() string {
 // errors, and errors quote URLs and commands), and returns its path.
 func (r *Rank) Write(dir string, red *redact.Redactor) (string, error) {
 	path := filepath.Join(dir, r.FileName())
-	return path, writeJSON(path, "result", r, red.String)
+	return path, writeJSON(path, "result", r.masked(red.String))
+}
+
+// masked is a copy of r with mask applied to each text it holds. Masking
+// the values before they are encoded, not the encoded file, keeps the file
+// JSON whatever a secret or its mask does to quotes and escapes.
+func (r *Rank) masked(mask func(string) string) *Rank {
+	c := *r
+	c.Host, c.JobID, c.StepID, c.Role = mask(r.Host), mask(r.JobID), mask(r.StepID), mask(r.Role)
+	c.Stage, c.FailedStep, c.Signal = mask(r.Stage), mask(r.FailedStep), mask(r.Signal)
+	c.Steps = make([]*Step, len(r.Steps))
+	for i, s := range r.Steps {
+		sc := *s
+		sc.Name, sc.Outcome, sc.Detail = mask(s.Name), mask(s.Outcome), mask(s.Detail)
+		c.Steps[i] = &sc
+	}
+	return &c
 }
 
 // Read reads one rank's record.
 func Read(path string) (*Rank, error) { return readJSON[Rank](path, "result file") }
 
 // writeJSON writes v as indented JSON at path, through a temporary name,
-// making its directory; scrub, when given, masks what must not be written.
-func writeJSON(path, what string, v any, scrub func(string) string) error {
+// making its directory.
+func writeJSON(path, what string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", what, err)
-	}
-	if scrub != nil {
-		data = []byte(scrub(string(data)))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("%s directory: %w", what, err)
@@ -150,7 +163,7 @@ func writeJSON(path, what string, v any, scrub func(string) string) error {
 func readJSON[T any](path, what string) (*T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	var v T
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -182,20 +195,20 @@ func Files(workspace, job, role string) ([]string, error) {
 	return filepath.Glob(filepath.Join(Dir(workspace), pattern))
 }
 
-// ReadAll reads the records Files lists; the first one that cannot be
-// read is the error.
-func ReadAll(workspace, job, role string) ([]*Rank, error) {
+// ReadAll reads the records Files lists. One that cannot be read does not
+// hide the others: it is named in unreadable, and the rest are read.
+func ReadAll(workspace, job, role string) (ranks []*Rank, unreadable []error, err error) {
 	files, err := Files(workspace, job, role)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*Rank
 	for _, f := range files {
 		r, err := Read(f)
 		if err != nil {
-			return nil, err
+			unreadable = append(unreadable, err)
+			continue
 		}
-		out = append(out, r)
+		ranks = append(ranks, r)
 	}
-	return out, nil
+	return ranks, unreadable, nil
 }

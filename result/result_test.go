@@ -1,7 +1,9 @@
 package result
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,8 +30,8 @@ func TestFilesAndReadAll(t *testing.T) {
 		job, role string
 		want      int
 	}{{"12", "GEN_0", 2}, {"12", "aggregated", 1}, {"12", "", 3}, {"123", "", 1}, {"", "GEN_0", 3}, {"", "", 4}, {"1", "", 0}} {
-		ranks, err := ReadAll(ws, tt.job, tt.role)
-		if err != nil || len(ranks) != tt.want {
+		ranks, bad, err := ReadAll(ws, tt.job, tt.role)
+		if err != nil || len(bad) > 0 || len(ranks) != tt.want {
 			t.Errorf("job %q role %q: %d records (%v), want %d", tt.job, tt.role, len(ranks), err, tt.want)
 		}
 		for _, r := range ranks {
@@ -78,5 +80,61 @@ func TestExitCodePrecedence(t *testing.T) {
 		if got := tt.codes.Final(); got != tt.want {
 			t.Errorf("%s: Final() = %d, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// A record stays JSON whatever its texts hold: the secrets are masked in
+// the values, before encoding, so a detail ending in NAME_TOKEN=value or a
+// secret JSON escapes cannot take a quote or an escape with it.
+func TestRecordMasksSecretsAndStaysJSON(t *testing.T) {
+	secret := `s3"cr\et` + "\n\xff"
+	red := redact.New([]string{"DB_PASSWORD=" + secret})
+	ws := t.TempDir()
+	for i, detail := range []string{
+		"pip failed: HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123",
+		`quote " and backslash \ and` + "\nnewline",
+		"password " + secret + " in the middle",
+		"download https://user:" + secret + "@example.com/x failed",
+		"not UTF-8: \xff\xfe, then GH_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+	} {
+		r := &Rank{JobID: "7", Role: "aggregated", Rank: i, Stage: "S", Steps: []*Step{{Name: "install", Outcome: Failed, Detail: detail}}}
+		path, err := r.Write(Dir(ws), red)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Read(path)
+		if err != nil {
+			t.Fatalf("detail %q: %v", detail, err)
+		}
+		got := back.Steps[0].Detail
+		for _, leak := range []string{secret, `s3"cr`, "hf_abcdefghijklmnopqrstuvwxyz0123", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"} {
+			if strings.Contains(got, leak) {
+				t.Errorf("detail %q written as %q: holds %q", detail, got, leak)
+			}
+		}
+		if r.Steps[0].Detail != detail {
+			t.Error("Write changed the record it was given")
+		}
+	}
+	if back, _ := Read(filepath.Join(Dir(ws), "result.job7.aggregated.rank1.json")); back.Steps[0].Detail != `quote " and backslash \ and`+"\nnewline" {
+		t.Errorf("a detail without secrets changed: %q", back.Steps[0].Detail)
+	}
+}
+
+// A record that does not parse is named, and the others are still read.
+func TestReadAllNamesUnreadableRecords(t *testing.T) {
+	ws := t.TempDir()
+	for i := 0; i < 3; i++ {
+		if _, err := (&Rank{JobID: "9", Role: "GEN_0", Rank: i}).Write(Dir(ws), redact.New(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken := filepath.Join(Dir(ws), "result.job9.GEN_0.rank1.json")
+	if err := os.WriteFile(broken, []byte(`{"rank": 1, "steps": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ranks, bad, err := ReadAll(ws, "9", "")
+	if err != nil || len(ranks) != 2 || len(bad) != 1 || !strings.Contains(bad[0].Error(), broken) {
+		t.Errorf("%d records, unreadable %v, %v", len(ranks), bad, err)
 	}
 }

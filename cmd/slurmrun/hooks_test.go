@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/slurmrun/slurmrun/internal/must"
 	"github.com/slurmrun/slurmrun/result"
@@ -185,5 +186,40 @@ func TestReadmeHookExample(t *testing.T) {
 	if alive(pid) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		t.Errorf("the example's watcher %d is still running", pid)
+	}
+}
+
+// A cancel while pytest ignores SIGTERM and a pre hook's watcher does too:
+// pytest is killed at the end of the grace, and the sweep after the post
+// hooks takes only what is left of that grace, not a second one, so the
+// rank ends within Slurm's KillWait.
+func TestHookSweepAfterCancelTakesWhatIsLeftOfTheGrace(t *testing.T) {
+	tr, _ := hookTree(t, map[string]string{
+		"pre-pytest.d/10-watch": `(trap '' TERM; while :; do sleep 0.05; done) &
+echo $! > "$WATCHER_PID"
+`,
+	})
+	const grace = 2 * time.Second
+	mark, watcher := filepath.Join(tr.dir, "mark"), filepath.Join(tr.dir, "watcher.pid")
+	tr.env["SLURMRUN_GRACE"], tr.env["SLEEP_MARK"], tr.env["WATCHER_PID"] = grace.String(), mark, watcher
+	tr.env["pytestCommand"] = `python3 -c "import os, pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); pathlib.Path(os.environ['SLEEP_MARK']).write_text('x'); time.sleep(60)" --trtllm-wheel=__PLACEHOLDER_TRTLLM_WHL_PATH__`
+	cmd, stdout, stderr := start(t, tr.env, "run")
+	if !waitFile(mark, 30*time.Second) {
+		t.Fatal("pytest never started")
+	}
+	sent := time.Now()
+	must.Do(t, cmd.Process.Signal(syscall.SIGTERM))
+	r := wait(t, cmd, stdout, stderr)
+	took := time.Since(sent)
+	if r.code != 143 {
+		t.Fatalf("exit code %d, want 143\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if took > grace+time.Second {
+		t.Errorf("the rank took %s after SIGTERM, past its grace of %s (the sweep waited a second grace)", took.Round(time.Millisecond), grace)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(must.Read(t, watcher))))
+	must.Do(t, err)
+	if alive(pid) {
+		t.Errorf("the watcher %d is still running", pid)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/slurmrun/slurmrun/embed"
 
 	"github.com/slurmrun/slurmrun/internal/must"
+	"github.com/slurmrun/slurmrun/result"
 )
 
 // sourceTarball packs the demo's TensorRT-LLM/src and a wheel of version
@@ -188,6 +189,16 @@ func TestInstallSubcommand(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "Pytest") {
 		t.Error("install ran pytest")
+	}
+	// Its record, as launch and the report read it.
+	matches, _ := filepath.Glob(filepath.Join(env["jobWorkspace"], "slurmrun", "result.job*.INSTALL.rank0.json"))
+	if len(matches) != 1 {
+		t.Fatalf("install records: %v", matches)
+	}
+	res, err := result.Read(matches[0])
+	must.Do(t, err)
+	if res.Final != 0 || len(res.Steps) != 1 || res.Steps[0].Name != "install" || res.Steps[0].Outcome != result.OK {
+		t.Errorf("install record: %+v %+v", res, res.Steps)
 	}
 }
 

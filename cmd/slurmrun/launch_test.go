@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -313,11 +314,16 @@ func TestLaunchInstallFailsOnOneNode(t *testing.T) {
 	id := j.submit(t)
 	waitJob(t, id, 2*time.Minute)
 	s, log := j.summary(t, id)
-	if s.ExitCode == 0 || !strings.Contains(log, "INSTALL failed with exit code") || !strings.Contains(log, j.tr.ws+"/install.log") {
+	// Each node's install wrote its record: the launch names the rank that
+	// failed, and its summary counts both.
+	if s.ExitCode != 1 || !regexp.MustCompile(`INSTALL rank [01] exited 1`).MatchString(log) || !strings.Contains(log, j.tr.ws+"/install.log") {
 		t.Fatalf("exit code %d\n%s", s.ExitCode, log)
 	}
 	if len(s.Steps) != 1 {
-		t.Errorf("roles started after a failed install: %+v", s.Steps)
+		t.Fatalf("roles started after a failed install: %+v", s.Steps)
+	}
+	if st := s.Steps[0]; st.Ranks != 2 || !slices.Contains(st.RankCodes, 1) {
+		t.Errorf("the install row: %d ranks, codes %v", st.Ranks, st.RankCodes)
 	}
 	install := must.Read(t, filepath.Join(j.tr.ws, "install.log"))
 	if !strings.Contains(string(install), "410 Gone") {
