@@ -4,7 +4,7 @@
 # git, wget (upstream's installer downloads with it, side by side with
 # slurmrun's), tini (the benchmark's reference init), unshare (PID-namespace tests),
 # crun (OCI bundles), podman (the image), xmllint (the JUnit schema check)
-# and chromium (the report page in a real browser). Does nothing when all
+# and chromium (the report page in a real browser), gcc (the race detector). Does nothing when all
 # are present.
 set -euo pipefail
 need=()
@@ -14,6 +14,9 @@ dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 /usr/bin/python3 -c 'import pip' 2>/dev/null || need+=(python3-pip)
 command -v git >/dev/null || need+=(git)
 command -v wget >/dev/null || need+=(wget)
+# The race detector needs cgo: a C compiler and libc's headers.
+command -v gcc >/dev/null || need+=(gcc)
+dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 command -v tini >/dev/null || need+=(tini)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v crun >/dev/null || need+=(crun)
