@@ -7,15 +7,11 @@
 package launch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -24,7 +20,6 @@ import (
 	"github.com/slurmrun/slurmrun/config"
 	"github.com/slurmrun/slurmrun/internal/atomicfile"
 	"github.com/slurmrun/slurmrun/proc"
-	"github.com/slurmrun/slurmrun/result"
 )
 
 // RoleStep is one srun step of the job.
@@ -55,168 +50,6 @@ func NewLauncher(cfg *config.Launch, srunArgs, environ []string, log *logrus.Ent
 		cfg = &c
 	}
 	return &Launcher{cfg: cfg, srunArgs: srunArgs, environ: environ, log: log, sup: sup, stdout: stdout}
-}
-
-// Hostnames expands a Slurm node list with `scontrol show hostnames`, run
-// by sup.
-func Hostnames(ctx context.Context, sup *proc.Supervisor, nodeList string) ([]string, error) {
-	out, err := sup.Output(ctx, exec.Command("scontrol", "show", "hostnames", nodeList), time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("scontrol show hostnames %s: %w", nodeList, err)
-	}
-	return strings.Fields(string(out)), nil
-}
-
-// ImageBinary is where the image puts slurmrun (Containerfile).
-const ImageBinary = "/usr/local/bin/slurmrun"
-
-// defaultBinary is slurmrun as the steps see it: in a pyxis container step
-// the image's, never the submitting host's path; otherwise this binary.
-func defaultBinary(srunArgs []string) string {
-	if containsPrefix(srunArgs, "--container-image") || containsPrefix(srunArgs, "--container-name") {
-		return ImageBinary
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return "slurmrun"
-	}
-	return self
-}
-
-// withContainerEnv adds names to the --container-env of args. srun keeps
-// only the last --container-env it is given, so the user's names and these
-// go into one.
-func withContainerEnv(args []string, names ...string) []string {
-	out := make([]string, 0, len(args)+1)
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if v, ok := strings.CutPrefix(a, "--container-env="); ok {
-			names = append(strings.Split(v, ","), names...)
-			continue
-		}
-		if a == "--container-env" && i+1 < len(args) {
-			names = append(strings.Split(args[i+1], ","), names...)
-			i++
-			continue
-		}
-		out = append(out, a)
-	}
-	return append(out, "--container-env="+strings.Join(names, ","))
-}
-
-// Plan returns the install step and the role steps in start order: GEN
-// servers on the first nodes, then CTX servers, then DISAGG_SERVER and
-// BENCHMARK overlapping them, as slurm_launch_draft.sh assigns them.
-func (l *Launcher) Plan(nodes []string) (install *RoleStep, roles []*RoleStep, err error) {
-	c := l.cfg
-	extra := l.srunArgs
-	if containsPrefix(extra, "--container-image") {
-		// pyxis lets image values win unless the job's are named.
-		extra = withContainerEnv(extra, "DISAGG_SERVING_TYPE", "pytestCommand")
-	}
-	srun := func(name string, rest ...string) []string {
-		return append(append(append([]string{"srun"}, extra...), "--job-name="+name, "--kill-on-bad-exit=1"), rest...)
-	}
-	ws := c.JobWorkspace
-	if c.Install {
-		install = &RoleStep{Role: "INSTALL", Log: filepath.Join(ws, "install.log"), Nodes: nodes,
-			Argv: srun("INSTALL", "-N", fmt.Sprint(c.TotalNodes), "--ntasks-per-node=1", c.Binary, "install")}
-	}
-	next := 0
-	take := func(n int) ([]string, error) {
-		if next+n > len(nodes) {
-			return nil, fmt.Errorf("the allocation has %d nodes; the servers need more (%d GEN x %d, %d CTX x %d)",
-				len(nodes), c.NumGenServers, c.NodesPerGenServer, c.NumCtxServers, c.NodesPerCtxServer)
-		}
-		s := nodes[next : next+n]
-		next += n
-		return s, nil
-	}
-	worker := func(role, cmd, log string, nodeCount, gpus int) error {
-		slice, err := take(nodeCount)
-		if err != nil {
-			return err
-		}
-		perNode := min(gpus, int(c.GpusPerNode))
-		roles = append(roles, &RoleStep{Role: role, Log: filepath.Join(ws, log), Nodes: slice,
-			Env: []string{"DISAGG_SERVING_TYPE=" + role, "pytestCommand=" + cmd},
-			Argv: srun(role, "-N", fmt.Sprint(nodeCount), "-w", strings.Join(slice, ","),
-				fmt.Sprintf("--ntasks=%d", nodeCount*perNode), fmt.Sprintf("--ntasks-per-node=%d", perNode), c.Binary, "run")})
-		return nil
-	}
-	genCmd := firstNonEmpty(c.GenWorkerCommand, c.WorkerCommand)
-	for i := 0; i < int(c.NumGenServers); i++ {
-		if err := worker(fmt.Sprintf("GEN_%d", i), genCmd, fmt.Sprintf("gen_server_%d.log", i), int(c.NodesPerGenServer), int(c.GpusPerGenServer)); err != nil {
-			return nil, nil, err
-		}
-	}
-	if !c.GenOnly {
-		ctxCmd := firstNonEmpty(c.CtxWorkerCommand, c.WorkerCommand)
-		for i := 0; i < int(c.NumCtxServers); i++ {
-			if err := worker(fmt.Sprintf("CTX_%d", i), ctxCmd, fmt.Sprintf("ctx_server_%d.log", i), int(c.NodesPerCtxServer), int(c.GpusPerCtxServer)); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	for _, r := range []struct{ role, cmd, log string }{
-		{"DISAGG_SERVER", c.ServerCommand, "disagg_server.log"},
-		{"BENCHMARK", c.BenchmarkCommand, "benchmark.log"},
-	} {
-		roles = append(roles, &RoleStep{Role: r.role, Log: filepath.Join(ws, r.log), Nodes: nodes[:1],
-			Env:  []string{"DISAGG_SERVING_TYPE=" + r.role, "pytestCommand=" + r.cmd},
-			Argv: srun(r.role, "--overlap", "-N", "1", "-w", nodes[0], "--ntasks=1", "--ntasks-per-node=1", c.Binary, "run")})
-	}
-	return install, roles, nil
-}
-
-func containsPrefix(args []string, prefix string) bool {
-	for _, a := range args {
-		if strings.HasPrefix(a, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// DryRun prints each srun command line launch would run.
-func (l *Launcher) DryRun(ctx context.Context) error {
-	nodes, err := Hostnames(ctx, l.sup, l.cfg.NodeList)
-	if err != nil {
-		return err
-	}
-	install, roles, err := l.Plan(nodes)
-	if err != nil {
-		return err
-	}
-	for _, st := range append([]*RoleStep{install}, roles...) {
-		if st == nil {
-			continue
-		}
-		fmt.Fprintf(l.stdout, "%s %s > %s\n", shellQuote(st.Env), shellQuote(st.Argv), shellQuote([]string{st.Log}))
-	}
-	return nil
-}
-
-// shellQuote renders argv so that a shell would split it back the same way.
-func shellQuote(argv []string) string {
-	out := make([]string, len(argv))
-	for i, a := range argv {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:@%+") == "" {
-			out[i] = a
-		} else {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 // stepRun is a started step.
@@ -308,27 +141,6 @@ func (l *Launcher) stop(runs []*stepRun, exits <-chan stepExit, why string) {
 			}
 			deadline = time.After(5 * time.Second)
 		}
-	}
-}
-
-// stepIDs maps each running step's name (its role) to its id, job.step.
-func (l *Launcher) stepIDs() map[string]string {
-	ids := map[string]string{}
-	out, err := l.sup.Output(context.Background(), exec.Command("squeue", "-h", "-s", "-j", l.cfg.JobID, "-o", "%i %j"), time.Second)
-	if err != nil {
-		return ids
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if id, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
-			ids[name] = id
-		}
-	}
-	return ids
-}
-
-func (l *Launcher) scancel(signal, step string) {
-	if _, err := l.sup.Output(context.Background(), exec.Command("scancel", "--signal="+signal, step), time.Second); err != nil {
-		l.log.WithError(err).WithField("step", step).Warn("scancel failed")
 	}
 }
 
@@ -452,42 +264,6 @@ wait:
 	return 0
 }
 
-// failure names a failed step's first failing rank and its own exit code,
-// from the ranks' records: srun's code is often another rank's, killed by
-// --kill-on-bad-exit (143). Ranks that a signal ended are the stopped ones,
-// not the cause. Without such a record it is srun's code.
-func failure(role string, srunCode int, ranks []*result.Rank) (what string, code int) {
-	var first *result.Rank
-	var firstEnd time.Time
-	for _, res := range ranks {
-		if res.Final == 0 || res.Signal != "" {
-			continue
-		}
-		end := res.End()
-		if first == nil || end.Before(firstEnd) || end.Equal(firstEnd) && res.Rank < first.Rank {
-			first, firstEnd = res, end
-		}
-	}
-	if first == nil {
-		return fmt.Sprintf("%s failed with exit code %d", role, srunCode), srunCode
-	}
-	return fmt.Sprintf("%s rank %d exited %d", role, first.Rank, first.Final), first.Final
-}
-
-// roleResults reads the records of this job's ranks of role; one that
-// cannot be read is named, and left out.
-func (l *Launcher) roleResults(role string) []*result.Rank {
-	ranks, bad, err := result.ReadAll(l.cfg.JobWorkspace, l.cfg.JobID, role)
-	if err != nil {
-		l.log.WithError(err).WithField("role", role).Warn("cannot list the role's records")
-	}
-	for _, e := range bad {
-		l.log.WithError(e).WithField("role", role).Warn("a record cannot be read: the summary leaves it out")
-		fmt.Fprintf(l.stdout, "Unreadable, left out: %v\n", e)
-	}
-	return ranks
-}
-
 func allDone(runs []*stepRun) bool {
 	for _, r := range runs {
 		if !r.done {
@@ -495,57 +271,4 @@ func allDone(runs []*stepRun) bool {
 		}
 	}
 	return true
-}
-
-// summarize prints the table and writes the JSON, from the steps and the
-// per-rank result files their `slurmrun run` wrote.
-func (l *Launcher) summarize(runs []*stepRun, code int) {
-	sum := result.Launch{JobID: l.cfg.JobID, ExitCode: code}
-	ranks := map[string][]*result.Rank{} // each role's records, read once
-	for _, r := range runs {
-		row := result.LaunchStep{Role: r.Role, Log: r.Log, StoppedBy: r.signal, Nodes: r.Nodes, Started: r.start.UTC()}
-		if r.done {
-			rc := r.code
-			row.ExitCode = &rc
-			row.DurationMS = r.end.Sub(r.start).Milliseconds()
-		} else {
-			row.DurationMS = time.Since(r.start).Milliseconds()
-		}
-		ranks[r.Role] = l.roleResults(r.Role)
-		for _, res := range ranks[r.Role] {
-			row.Ranks++
-			row.StepID = res.StepID
-			row.RankCodes = append(row.RankCodes, res.Final)
-		}
-		sum.Steps = append(sum.Steps, row)
-	}
-	var b bytes.Buffer
-	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tSTEP\tNODES\tRANKS\tEXIT CODE\tDURATION\tLOG")
-	for _, s := range sum.Steps {
-		exit := "running"
-		if s.ExitCode != nil {
-			exit = fmt.Sprint(*s.ExitCode)
-		}
-		switch {
-		case s.StoppedBy != "":
-			exit += " (stopped: " + s.StoppedBy + ")"
-		case s.ExitCode != nil && *s.ExitCode != 0:
-			// srun's code may be a rank that --kill-on-bad-exit ended.
-			if what, code := failure(s.Role, *s.ExitCode, ranks[s.Role]); code != *s.ExitCode {
-				exit += " (" + strings.TrimPrefix(what, s.Role+" ") + ")"
-			}
-		}
-		step := s.StepID
-		if step == "" {
-			step = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.1fs\t%s\n", s.Role, step, strings.Join(s.Nodes, ","), s.Ranks, exit,
-			float64(s.DurationMS)/1000, s.Log)
-	}
-	tw.Flush()
-	fmt.Fprintf(l.stdout, "\nLaunch summary (job %s, exit code %d):\n%s", l.cfg.JobID, code, b.String())
-	if _, err := sum.Write(l.cfg.JobWorkspace); err != nil {
-		l.log.WithError(err).Error("cannot write the launch summary")
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -251,6 +252,19 @@ func (tr *tree) pytest(selection ...string) string {
 		"--coverage-config=" + filepath.Join(tr.ws, ".coveragerc")}, selection...), " ")
 }
 
+// syncBuffer is a buffer the test may read while the process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
 type ran struct {
 	stdout, stderr string
 	code           int
@@ -258,13 +272,14 @@ type ran struct {
 
 // start runs the binary with env in its own process group, bounded by a
 // timeout after which the whole group is killed.
-func start(t testing.TB, env map[string]string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+func start(t testing.TB, env map[string]string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var stdout, stderr bytes.Buffer
+	// The tests read the output while the process writes it.
+	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A process left holding the output pipes cannot hang the test.
@@ -290,7 +305,7 @@ func killTree(pid int) {
 	}
 }
 
-func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) ran {
+func wait(t testing.TB, cmd *exec.Cmd, stdout, stderr *syncBuffer) ran {
 	t.Helper()
 	err := cmd.Wait()
 	code := 0

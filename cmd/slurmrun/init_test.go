@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -185,7 +184,7 @@ func TestExecKillAfterIsOptIn(t *testing.T) {
 	}
 }
 
-func waitOutput(t *testing.T, b *bytes.Buffer, want string) {
+func waitOutput(t *testing.T, b *syncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), want) {
