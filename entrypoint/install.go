@@ -216,7 +216,7 @@ func (f *Flow) installSteps(ctx context.Context, r recipe) error {
 	}
 	host := f.cfg.HostNodeName
 	if host == "" {
-		host = fqdn()
+		host = fqdn(ctx)
 	}
 	fmt.Fprintf(f.out, "HOST_NODE_NAME = %s ; GPU_UUIDS = %s ; STAGE_NAME = %s\n", host, uuids, f.cfg.StageName)
 	return nil
@@ -284,10 +284,13 @@ func gpuUUIDs(query string) string {
 }
 
 // fqdn is `hostname -f || hostname`: the canonical name of this host as
-// the resolver (here, /etc/hosts) gives it, else the host name.
-func fqdn() string {
+// the resolver gives it, else the host name. Bounded: a node whose DNS does
+// not answer must not hold the install up.
+func fqdn(ctx context.Context) string {
 	host, _ := os.Hostname()
-	if cname, err := net.LookupCNAME(host); err == nil && cname != "" {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if cname, err := net.DefaultResolver.LookupCNAME(ctx, host); err == nil && cname != "" {
 		return strings.TrimSuffix(cname, ".")
 	}
 	return host
