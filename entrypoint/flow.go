@@ -71,6 +71,7 @@ type Step struct {
 // order config resolved them, the hooks expanded.
 func (f *Flow) steps() []Step {
 	var out []Step
+	code := implementations()
 	for _, s := range f.cfg.Version.Steps {
 		switch s {
 		case config.PreHooks:
@@ -78,7 +79,7 @@ func (f *Flow) steps() []Step {
 		case config.PostHooks:
 			out = append(out, f.hookSteps(postPytest)...)
 		default:
-			st, ok := implementations()[s]
+			st, ok := code[s]
 			if !ok {
 				panic("entrypoint: no implementation of step variant " + s.Variant) // a row of config.Versions without its code
 			}

@@ -63,12 +63,13 @@ func recipes() map[config.Step]recipe {
 }
 
 func (f *Flow) recipe() recipe {
+	all := recipes()
 	for _, s := range f.cfg.Version.Steps {
-		if r, ok := recipes()[s]; ok {
+		if r, ok := all[s]; ok {
 			return r
 		}
 	}
-	return recipes()[config.InstallSeed] // `slurmrun install` of a version without an install step
+	return all[config.InstallSeed] // `slurmrun install` of a version without an install step
 }
 
 // InstallLock is the file local rank 0 writes when the install has ended:
@@ -244,14 +245,8 @@ func (f *Flow) gpuInfo(ctx context.Context) (string, error) {
 			out = io.MultiWriter(f.stdout, &query)
 		}
 		st, err := f.runWith(ctx, f.env, f.cfg.ResourcePathNode, out, argv...)
-		if err == nil && st.Code == 0 {
+		if err = commandFailed(argv, st, err); err == nil {
 			continue
-		}
-		name := strings.Join(argv, " ")
-		if err != nil {
-			err = stepFailed(st.Code, "%s: %w", name, err)
-		} else {
-			err = stepFailed(st.Code, "%s: %s", name, st)
 		}
 		if i == len(chain)-1 || proc.TerminatingSignal(ctx) != 0 {
 			return "", err
@@ -302,14 +297,21 @@ func (f *Flow) installCommand(ctx context.Context, r recipe, limit time.Duration
 	name := strings.Join(argv, " ")
 	return f.retry(ctx, r, name, limit, func(ctx context.Context) error {
 		st, err := f.runWith(ctx, f.env, dir, f.stdout, argv...)
-		if err != nil {
-			return stepFailed(st.Code, "%s: %w", name, err)
-		}
-		if st.Code != 0 {
-			return stepFailed(st.Code, "%s: %s", name, st)
-		}
-		return nil
+		return commandFailed(argv, st, err)
 	})
+}
+
+// commandFailed turns how a command ended into the step's error, nil when
+// it exited 0: why it did not run or was stopped, or its status.
+func commandFailed(argv []string, st proc.ExitStatus, err error) error {
+	name := strings.Join(argv, " ")
+	switch {
+	case err != nil:
+		return stepFailed(st.Code, "%s: %w", name, err)
+	case st.Code != 0:
+		return stepFailed(st.Code, "%s: %s", name, st)
+	}
+	return nil
 }
 
 // retry runs attempt up to InstallRetries times, with retry_command's

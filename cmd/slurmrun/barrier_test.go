@@ -34,12 +34,8 @@ func TestBarrierTimeoutNamesTheMissingRanks(t *testing.T) {
 	tr.env["SLURMRUN_BARRIER_TIMEOUT"] = "2s"
 	c1, o1, e1 := start(t, asLocalRank(tr.env, 1), "run")
 	// Rank 0 comes when rank 1 waits, so the first count it prints is 2/3.
-	deadline := time.Now().Add(30 * time.Second)
-	for m, _ := filepath.Glob(filepath.Join(tr.ws, "run_ready_job_*", "rank_1.ready")); len(m) == 0; m, _ = filepath.Glob(filepath.Join(tr.ws, "run_ready_job_*", "rank_1.ready")) {
-		if time.Now().After(deadline) {
-			t.Fatal("rank 1 never reached the barrier")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitFile(filepath.Join(tr.ws, "run_ready_job_*", "rank_1.ready"), 30*time.Second) {
+		t.Fatal("rank 1 never reached the barrier")
 	}
 	r0 := runBin(t, tr.env, "run")
 	r1 := wait(t, c1, o1, e1)

@@ -62,10 +62,12 @@ func startInit(b *testing.B, in initUnderTest, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func waitFile(path string, limit time.Duration) bool {
+// waitFile waits until a file matches pattern (a path, or a glob), at
+// most limit.
+func waitFile(pattern string, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
 			return true
 		}
 		time.Sleep(2 * time.Millisecond)

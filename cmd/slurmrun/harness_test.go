@@ -274,7 +274,14 @@ type ran struct {
 // timeout after which the whole group is killed.
 func start(t testing.TB, env map[string]string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startIn(t, "", env, append([]string{binary}, args...)...)
+}
+
+// startIn is start for any command, in dir ("": the test's).
+func startIn(t testing.TB, dir string, env map[string]string, argv ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

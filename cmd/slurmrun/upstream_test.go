@@ -15,12 +15,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/slurmrun/slurmrun/config"
-	"github.com/slurmrun/slurmrun/embed"
 	"github.com/slurmrun/slurmrun/internal/must"
 )
 
@@ -241,11 +239,9 @@ func TestUpstreamSideBySide(t *testing.T) {
 
 // fixture lays out one side's tree for case c of version v.
 func (ue *upstreamEnv) fixture(t testing.TB, v config.Version, c diffCase) *fixture {
-	root := t.TempDir()
-	must.Do(t, embed.Unpack(root))
-	must.Do(t, os.RemoveAll(filepath.Join(root, "site")))
-	fx := &fixture{root: root, src: filepath.Join(root, "TensorRT-LLM", "src"), ws: filepath.Join(root, "workspace"), venvBin: venvBin}
-	fx.defs = filepath.Join(fx.src, "tests", "integration", "defs")
+	tr := newTree(t)
+	root := tr.dir
+	fx := &fixture{root: root, src: filepath.Join(root, "TensorRT-LLM", "src"), defs: tr.defs, ws: tr.ws, venvBin: venvBin}
 	stubs := filepath.Join(root, "stubs")
 	must.Do(t, os.MkdirAll(stubs, 0o755))
 	for _, p := range []string{filepath.Join(stubs, "pytest"), filepath.Join(stubs, "nvidia-smi"), filepath.Join(stubs, "apt-get"),
@@ -263,8 +259,6 @@ func (ue *upstreamEnv) fixture(t testing.TB, v config.Version, c diffCase) *fixt
 		cov = strings.NewReplacer("---wheel_path---", siteDir, "@TRTLLM_WHEEL_PATH@", siteDir).Replace(cov)
 	}
 	must.Do(t, os.WriteFile(filepath.Join(fx.ws, ".coveragerc"), []byte(cov), 0o644))
-	home := filepath.Join(root, "home")
-	must.Do(t, os.Mkdir(home, 0o755))
 	if c.install {
 		fx.venvBin = newBareVenv(t, filepath.Join(root, "venv"), ue.wheel0)
 	}
@@ -277,7 +271,7 @@ func (ue *upstreamEnv) fixture(t testing.TB, v config.Version, c diffCase) *fixt
 		" --coverage-config=" + filepath.Join(fx.ws, ".coveragerc") + " " + c.env["pytestExtra"] + " test_demo.py"
 	fx.env = map[string]string{
 		"PATH":                          stubs + ":" + fx.venvBin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME":                          home,
+		"HOME":                          tr.env["HOME"],
 		"LANG":                          "C.UTF-8",
 		"LD_LIBRARY_PATH":               "/usr/local/lib",
 		"STUB_LOG":                      filepath.Join(root, "calls.log"),
@@ -370,17 +364,8 @@ func (fx *fixture) runRanks(t testing.TB, c diffCase, argv ...string) []*rankRun
 		for k, v := range extra {
 			env[k] = v
 		}
-		r := &rankRun{env: env, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-		r.cmd = exec.Command(argv[0], argv[1:]...)
-		r.cmd.Dir, r.cmd.Stdout, r.cmd.Stderr = fx.root, r.stdout, r.stderr
-		for k, v := range env {
-			r.cmd.Env = append(r.cmd.Env, k+"="+v)
-		}
-		r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		must.Do(t, r.cmd.Start())
-		pid := r.cmd.Process.Pid
-		timer := time.AfterFunc(3*time.Minute, func() { killTree(pid) })
-		t.Cleanup(func() { timer.Stop(); killTree(pid) })
+		r := &rankRun{env: env}
+		r.cmd, r.stdout, r.stderr = startIn(t, fx.root, env, argv...)
 		exited := make(chan struct{})
 		go func() {
 			err := r.cmd.Wait()
